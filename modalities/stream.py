@@ -34,7 +34,8 @@ import torch
 
 from .registry import DIGIT_BASE, DIGITS_PER_DIM, MAX_DIM, Modality, RegistryError, VocabRegistry
 
-__all__ = ["Segment", "StreamFormatError", "TokenSequence", "canonical", "pack", "segment_template", "unpack"]
+__all__ = ["Segment", "StreamFormatError", "TokenSequence", "canonical", "pack", "segment_length", "segment_template",
+           "unpack"]
 
 #: marker for "a code of the segment's modality" in a segment template
 CODE = -1
@@ -108,21 +109,36 @@ def _header(reg: VocabRegistry, shape: Sequence[int]) -> list[int]:
     return ids
 
 
-def segment_template(reg: VocabRegistry, m: Modality, shape: Sequence[int]) -> torch.Tensor:
-    """The full token pattern of a media segment of this shape.
+def segment_length(m: Modality, shape: Sequence[int]) -> int:
+    """Number of ids a media segment of this shape takes, brackets and header included."""
+    row = shape[-1] + 1  # codes and their <eor>
+    n = shape[0] * row if len(shape) == 2 else shape[0] * (shape[1] * row + 1)  # video frames end with <eof>
+    return 2 + len(shape) * DIGITS_PER_DIM + n
+
+
+def segment_template(reg: VocabRegistry, m: Modality, shape: Sequence[int], limit: int | None = None
+                     ) -> torch.Tensor:
+    """The token pattern of a media segment of this shape (its first ``limit`` ids, if given).
 
     Returns a LongTensor with the begin token, the header, ``CODE`` (-1) at each
     code position, separators and the end token. :func:`pack` fills the
     ``CODE`` slots; :func:`unpack` and constrained decoding check against it.
+    Built arithmetically, so a prefix of a huge declared shape costs only ``limit``.
     """
     if len(shape) != m.ndim:
         raise RegistryError(f"{m.name} codes must have {m.ndim} dims, got shape {tuple(shape)}")
-    body = torch.full(tuple(shape), CODE, dtype=torch.long)
-    body = torch.cat([body, torch.full((*shape[:-1], 1), reg.eor_id)], dim=-1)
-    if m.ndim == 3:  # video: frames end with <eof>
-        body = torch.cat([body.reshape(shape[0], -1), torch.full((shape[0], 1), reg.eof_id)], dim=-1)
-    head = torch.tensor([reg.special_id(m.begin), *_header(reg, shape)], dtype=torch.long)
-    return torch.cat([head, body.flatten(), torch.tensor([reg.special_id(m.end)])])
+    n = segment_length(m, shape)
+    n = n if limit is None else min(n, limit)
+    head = torch.tensor([reg.special_id(m.begin), *_header(reg, shape)], dtype=torch.long)[:n]
+    j = torch.arange(n - head.numel())  # position within body (+ end token)
+    w = shape[-1]
+    body = torch.full_like(j, CODE)
+    frame = j % (shape[1] * (w + 1) + 1) if m.ndim == 3 else j
+    body[frame % (w + 1) == w] = reg.eor_id
+    if m.ndim == 3:
+        body[frame == shape[1] * (w + 1)] = reg.eof_id
+    body[j == segment_length(m, shape) - 1 - len(shape) * DIGITS_PER_DIM - 1] = reg.special_id(m.end)
+    return torch.cat([head, body])
 
 
 # ----------------------------------------------------------------------- pack
@@ -186,6 +202,10 @@ def pack(segments: Iterable[Segment], registry: VocabRegistry, *, bos: bool = Fa
 
 
 # --------------------------------------------------------------------- unpack
+def _a_code(m: Modality) -> str:
+    return f"{'an' if m.name[0] in 'aeiou' else 'a'} {m.name} code"
+
+
 def _read_header(reg: VocabRegistry, ids: torch.Tensor, pos: int, m: Modality) -> list[int]:
     n_digits = m.ndim * DIGITS_PER_DIM
     first_digit = reg.digit_id(0)
@@ -213,21 +233,20 @@ def _read_media(reg: VocabRegistry, ids: torch.Tensor, mod: torch.Tensor, start:
                 ) -> tuple[Segment, int]:
     """Reads the media segment whose begin token is at ``start``; returns it and the next position."""
     shape = _read_header(reg, ids, start + 1, m)
-    tpl = segment_template(reg, m, shape)
+    need = segment_length(m, shape)
+    tpl = segment_template(reg, m, shape, limit=ids.numel() - start)
     stop = start + tpl.numel()
     got = ids[start:stop]
-    is_code = tpl == CODE
-    L = got.numel()  # shorter than the template when the stream ends early
-    ok = torch.where(is_code[:L], mod[start:stop] == m.index, got == tpl[:L])
+    is_code = tpl == CODE  # tpl is cut where the stream ends, so got and tpl have one length
+    ok = torch.where(is_code, mod[start:stop] == m.index, got == tpl)
     if not bool(ok.all()):
         off = int((~ok).nonzero()[0])
-        want = f"a {m.name} code" if int(tpl[off]) == CODE else reg.special_name(int(tpl[off]))
+        want = _a_code(m) if int(tpl[off]) == CODE else reg.special_name(int(tpl[off]))
         raise StreamFormatError(f"expected {want} in the {m.name} segment of shape {tuple(shape)} opened at {start}, "
                                 f"got {reg.describe(int(got[off]))}", start + off)
-    if got.numel() < tpl.numel():
-        want = f"a {m.name} code" if int(tpl[got.numel()]) == CODE else reg.special_name(int(tpl[got.numel()]))
+    if tpl.numel() < need:
         raise StreamFormatError(f"stream ends inside the {m.name} segment of shape {tuple(shape)} opened at {start} "
-                                f"({tpl.numel() - got.numel()} more tokens expected, next {want})", ids.numel())
+                                f"({need - tpl.numel()} more tokens expected)", ids.numel())
     codes = (got[is_code] - m.offset).reshape(shape)
     return Segment(m.name, codes), stop
 
@@ -257,7 +276,7 @@ def unpack(ids: torch.Tensor | Sequence[int], registry: VocabRegistry) -> list[S
         if mi != 0:
             m = registry.modality(mi)
             if m.kind != "text":
-                raise StreamFormatError(f"{m.name} code {registry.describe(int(t[pos]))} outside a {m.name} segment "
+                raise StreamFormatError(f"{m.name} code {registry.describe(int(t[pos]))} outside any {m.name} segment "
                                         f"(expected text or a begin token such as {m.begin})", pos)
             while change[ci] <= pos:
                 ci += 1
