@@ -1,0 +1,1 @@
+"""mmtok test suite (CPU, tiny models)."""

@@ -1,0 +1,20 @@
+"""Benchmark scripts run at a tiny size and write their JSON (figures are not checked: machines are noisy)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import REPO
+
+
+def test_text_throughput_script(tmp_path):
+    out = tmp_path / "text.json"
+    proc = subprocess.run([sys.executable, "benchmarks/text_throughput.py", "--vocab-size", "512", "--mb", "0.05",
+                           "--repeat", "1", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    assert {r["mode"] for r in res["rows"]} == {"single", "batched"}
+    assert all(r["mmtok_tok_s"] > 0 and r["ratio_vs_hf"] > 0 for r in res["rows"])
+    assert 1.5 < res["bytes_per_token_heldout"] < 5
