@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import __version__
+from .fileio import atomic_write_text, read_json
 
 CONFIG_NAME = "config.json"
 
@@ -56,9 +57,7 @@ class Tokenizer(ABC):
         self._save_files(directory)
         cfg = {"class": type(self).__name__, "mmtok_version": __version__, "kind": self.kind,
                "codebook_size": self.codebook_size, "settings": self.settings()}
-        tmp = directory / (CONFIG_NAME + ".tmp")
-        tmp.write_text(json.dumps(cfg, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(directory / CONFIG_NAME)
+        atomic_write_text(directory / CONFIG_NAME, json.dumps(cfg, indent=2) + "\n")
         return directory
 
     @classmethod
@@ -77,11 +76,9 @@ def read_config(directory: Path) -> dict[str, Any]:
     if not directory.is_dir():
         raise TokenizerLoadError(f"tokenizer folder not found: {directory}")
     try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg = read_json(path, TokenizerLoadError, "tokenizer config")
     except FileNotFoundError:
         raise TokenizerLoadError(f"{path} is missing: not a saved mmtok tokenizer") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise TokenizerLoadError(f"{path} is not valid JSON ({e})") from None
     if not isinstance(cfg, dict) or "class" not in cfg:
         raise TokenizerLoadError(f"{path} has no 'class' field: not a saved mmtok tokenizer")
     return cfg

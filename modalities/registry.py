@@ -25,9 +25,11 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
+
+from .fileio import atomic_write_text, read_json
 
 __all__ = [
     "KINDS",
@@ -138,6 +140,13 @@ class VocabRegistry:
             Fixed for the life of a layout; leave room for future specials.
         pad_multiple: ``vocab_size`` is rounded up to a multiple of this.
     """
+
+    #: fixed ids of the base specials (the same in every layout)
+    pad_id: ClassVar[int] = BASE_SPECIALS.index("<pad>")
+    bos_id: ClassVar[int] = BASE_SPECIALS.index("<bos>")
+    eos_id: ClassVar[int] = BASE_SPECIALS.index("<eos>")
+    eor_id: ClassVar[int] = BASE_SPECIALS.index("<eor>")  #: end of row in image/audio/video segments
+    eof_id: ClassVar[int] = BASE_SPECIALS.index("<eof>")  #: end of frame in video segments
 
     def __init__(self, num_special_slots: int = 256, pad_multiple: int = 128) -> None:
         if num_special_slots < len(BASE_SPECIALS) + 2:
@@ -253,33 +262,11 @@ class VocabRegistry:
             raise RegistryError(f"id {token_id} is not an assigned special token")
         return self._specials[token_id]
 
-    @property
-    def pad_id(self) -> int:
-        return 0
-
-    @property
-    def bos_id(self) -> int:
-        return 1
-
-    @property
-    def eos_id(self) -> int:
-        return 2
-
-    @property
-    def eor_id(self) -> int:
-        """End-of-row separator inside image/audio/video segments."""
-        return 3
-
-    @property
-    def eof_id(self) -> int:
-        """End-of-frame separator inside video segments."""
-        return 4
-
     def digit_id(self, d: int) -> int:
         """Id of geometry digit ``<#d>``."""
         if not 0 <= d < DIGIT_BASE:
             raise RegistryError(f"geometry digit must be in [0, {DIGIT_BASE}), got {d}")
-        return 5 + d
+        return BASE_SPECIALS.index("<#0>") + d
 
     def describe(self, token_id: int) -> str:
         """Human-readable name of any valid global id (for error messages)."""
@@ -368,11 +355,17 @@ class VocabRegistry:
             raise RegistryError(f"{source}: registry format version {d.get('version')} is not supported "
                                 f"(this mmtok reads version {FORMAT_VERSION})")
         try:
-            reg = cls(d["num_special_slots"], d["pad_multiple"])
-            specials = d["specials"]
-            mods = d["modalities"]
+            return cls._replay(d, source)
         except KeyError as e:
             raise RegistryError(f"{source}: missing field {e.args[0]!r}") from None
+        except (TypeError, AttributeError, IndexError) as e:
+            raise RegistryError(f"{source}: malformed registry ({e})") from None
+
+    @classmethod
+    def _replay(cls, d: dict[str, Any], source: str) -> VocabRegistry:
+        reg = cls(d["num_special_slots"], d["pad_multiple"])
+        specials = d["specials"]
+        mods = d["modalities"]
         if list(specials[: len(BASE_SPECIALS)]) != list(BASE_SPECIALS):
             raise RegistryError(f"{source}: base special tokens differ from this mmtok version's")
         extra = list(specials[len(BASE_SPECIALS):])
@@ -398,12 +391,7 @@ class VocabRegistry:
 
     def save(self, path: str | Path) -> Path:
         """Writes the layout as JSON (atomically: write, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path, compatible_with: VocabRegistry | None = None) -> VocabRegistry:
@@ -415,12 +403,7 @@ class VocabRegistry:
                 raises :class:`VocabMismatchError` naming the modality.
         """
         path = Path(path)
-        try:
-            d = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise FileNotFoundError(f"registry file not found: {path}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise RegistryError(f"{path}: not valid JSON ({e})") from None
+        d = read_json(path, RegistryError, "registry file")
         reg = cls.from_dict(d, source=str(path))
         if compatible_with is not None:
             compatible_with.check_extended_by(reg)

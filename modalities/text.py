@@ -19,6 +19,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from .base import Tokenizer, TokenizerLoadError
+from .fileio import atomic_write_text
 
 __all__ = ["TextTokenizer", "TextTokenizerConfig"]
 
@@ -156,9 +157,7 @@ class TextTokenizer(Tokenizer):
         return {"vocab_size": self._size, "model": "byte-level BPE"}
 
     def _save_files(self, directory: Path) -> None:
-        tmp = directory / (HF_FILE + ".tmp")
-        self._tk.save(str(tmp))
-        tmp.replace(directory / HF_FILE)
+        atomic_write_text(directory / HF_FILE, self._tk.to_str())
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> TextTokenizer:

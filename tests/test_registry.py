@@ -205,3 +205,31 @@ def test_property_modality_of_agrees_with_ranges(specs, gid):
     else:
         m = reg.modality(idx)
         assert m.offset <= gid < m.stop
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 10_000) | st.text(max_size=8),
+                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                           max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_property_malformed_registry_json_gives_clear_error(data):
+    """Any edit of a saved layout loads to an equal layout or raises RegistryError; nothing else escapes."""
+    reg = VocabRegistry()
+    reg.add_modality("text", 100)
+    reg.add_modality("image", 50)
+    d = reg.to_dict()
+    key = data.draw(st.sampled_from(sorted(d)))
+    if data.draw(st.booleans()):
+        d.pop(key)
+    elif key == "modalities" and data.draw(st.booleans()):
+        field_ = data.draw(st.sampled_from(["name", "kind", "size", "offset", "begin", "end"]))
+        d["modalities"][data.draw(st.integers(0, 1))][field_] = data.draw(json_values)
+    else:
+        d[key] = data.draw(json_values)
+    try:
+        loaded = VocabRegistry.from_dict(d)
+    except RegistryError:
+        return
+    assert loaded == reg

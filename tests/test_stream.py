@@ -10,18 +10,9 @@ from hypothesis import strategies as st
 from modalities.registry import RegistryError, VocabRegistry
 from modalities.stream import Segment, StreamFormatError, canonical, pack, unpack
 
+from .conftest import make_registry
 
-def _reg() -> VocabRegistry:
-    reg = VocabRegistry()
-    reg.add_modality("text", 300)
-    reg.add_modality("image", 64)
-    reg.add_modality("video", 32)
-    reg.add_modality("audio", 16)
-    reg.add_modality("audio_semantic", 10, kind="audio")
-    return reg
-
-
-REG = _reg()
+REG = make_registry()
 
 
 def test_worked_example_exact_ids(registry):
