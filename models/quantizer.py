@@ -1,0 +1,139 @@
+"""Quantiser factory over ``vector-quantize-pytorch``: one face for VQ, FSQ, LFQ and residual VQ.
+
+The library does the quantising; this module only picks the class from a
+config, puts feature maps into the ``[B, N, D]`` layout every quantiser
+accepts, and returns a :class:`QuantizerOutput` with one code tensor layout:
+``codes[B, *spatial]`` for one codebook, ``codes[B, *spatial, K]`` for K.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput"]
+
+QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
+
+
+@dataclass
+class QuantizerConfig:
+    """Which quantiser and its settings (the Hydra group ``quantizer=``).
+
+    Attributes:
+        kind: ``vq`` (EMA codebook), ``fsq`` (finite scalar), ``lfq`` (lookup-free), ``rvq`` (residual VQ).
+        codebook_size: codes per codebook for vq/lfq/rvq (a power of two for lfq);
+            for fsq it is the product of ``levels``.
+        levels: FSQ levels per channel, e.g. ``[8, 5, 5, 5]`` (1000 codes).
+        num_quantizers: codebooks of residual VQ (``K``).
+        decay: EMA decay of vq/rvq codebooks.
+        use_cosine_sim: l2-normalised codes and inputs (vq/rvq).
+        kmeans_init: initialise vq/rvq codebooks with k-means on the first batch.
+        threshold_ema_dead_code: re-seed codes whose EMA usage falls below this (0 = off).
+        commitment_weight: weight of the commitment loss (vq/rvq; lfq's commitment too).
+        entropy_loss_weight: weight of LFQ's entropy loss.
+    """
+
+    kind: str = "vq"
+    codebook_size: int = 1024
+    levels: list[int] = field(default_factory=lambda: [8, 5, 5, 5])
+    num_quantizers: int = 2
+    decay: float = 0.99
+    use_cosine_sim: bool = False
+    kmeans_init: bool = True
+    threshold_ema_dead_code: float = 2.0
+    commitment_weight: float = 0.25
+    entropy_loss_weight: float = 0.1
+
+
+@dataclass
+class QuantizerOutput:
+    """Result of :meth:`Quantizer.forward`.
+
+    Attributes:
+        quantized: float[B, D, *spatial], same shape as the input.
+        codes: long[B, *spatial] (one codebook) or long[B, *spatial, K].
+        loss: scalar auxiliary loss (commitment / entropy), already weighted.
+    """
+
+    quantized: torch.Tensor
+    codes: torch.Tensor
+    loss: torch.Tensor
+
+
+class Quantizer(nn.Module):
+    """Quantises channel-first feature maps ``z[B, D, *spatial]`` with a library quantiser."""
+
+    def __init__(self, dim: int, cfg: QuantizerConfig) -> None:
+        super().__init__()
+        from vector_quantize_pytorch import FSQ, LFQ, ResidualVQ, VectorQuantize
+
+        self.cfg = cfg
+        self.dim = dim
+        vq_kwargs = dict(decay=cfg.decay, use_cosine_sim=cfg.use_cosine_sim, kmeans_init=cfg.kmeans_init,
+                         threshold_ema_dead_code=cfg.threshold_ema_dead_code, commitment_weight=cfg.commitment_weight)
+        if cfg.kind == "vq":
+            self.q = VectorQuantize(dim=dim, codebook_size=cfg.codebook_size, **vq_kwargs)
+        elif cfg.kind == "rvq":
+            if cfg.num_quantizers < 1:
+                raise ValueError(f"rvq needs num_quantizers >= 1, got {cfg.num_quantizers}")
+            self.q = ResidualVQ(dim=dim, num_quantizers=cfg.num_quantizers, codebook_size=cfg.codebook_size,
+                                **vq_kwargs)
+        elif cfg.kind == "fsq":
+            if not cfg.levels or any(int(v) < 2 for v in cfg.levels):
+                raise ValueError(f"fsq levels must be a non-empty list of ints >= 2, got {list(cfg.levels)}")
+            self.q = FSQ(levels=[int(v) for v in cfg.levels], dim=dim)
+        elif cfg.kind == "lfq":
+            if cfg.codebook_size < 2 or cfg.codebook_size & (cfg.codebook_size - 1):
+                raise ValueError(f"lfq codebook_size must be a power of two, got {cfg.codebook_size}")
+            self.q = LFQ(dim=dim, codebook_size=cfg.codebook_size, entropy_loss_weight=cfg.entropy_loss_weight,
+                         commitment_loss_weight=cfg.commitment_weight)
+        else:
+            raise ValueError(f"unknown quantizer kind {cfg.kind!r}; expected one of {list(QUANTIZER_KINDS)}")
+
+    @property
+    def codebook_size(self) -> int:
+        """Distinct codes per codebook."""
+        return math.prod(int(v) for v in self.cfg.levels) if self.cfg.kind == "fsq" else self.cfg.codebook_size
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.cfg.num_quantizers if self.cfg.kind == "rvq" else 1
+
+    @property
+    def bits_per_code(self) -> float:
+        """Bits carried by one spatial position (all codebooks together)."""
+        return self.num_codebooks * math.log2(self.codebook_size)
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantises ``z[B, D, *spatial]``."""
+        if z.ndim < 3 or z.shape[1] != self.dim:
+            raise ValueError(f"quantizer expects [B, {self.dim}, *spatial], got {tuple(z.shape)}")
+        b, d, *spatial = z.shape
+        seq = z.flatten(2).transpose(1, 2)  # [B, N, D]
+        out = self.q(seq)
+        quantized, codes = out[0], out[1]
+        loss = out[2].sum() if len(out) > 2 and torch.is_tensor(out[2]) else z.new_zeros(())
+        quantized = quantized.transpose(1, 2).reshape(b, d, *spatial)
+        codes = codes.reshape(b, *spatial, *([self.num_codebooks] if self.cfg.kind == "rvq" else []))
+        return QuantizerOutput(quantized, codes.long(), loss)
+
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """Quantised vectors ``float[B, D, *spatial]`` for ``codes`` laid out as in :class:`QuantizerOutput`."""
+        k = self.num_codebooks
+        spatial = codes.shape[1:-1] if self.cfg.kind == "rvq" else codes.shape[1:]
+        if self.cfg.kind == "rvq" and codes.shape[-1] != k:
+            raise ValueError(f"rvq codes must end with {k} codebooks, got shape {tuple(codes.shape)}")
+        bad = (codes < 0) | (codes >= self.codebook_size)
+        if bad.any():
+            pos = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"code {int(codes[pos])} at position {pos} is out of range [0, {self.codebook_size})")
+        flat = codes.reshape(codes.shape[0], -1, k) if self.cfg.kind == "rvq" else codes.reshape(codes.shape[0], -1)
+        if self.cfg.kind in ("vq", "rvq"):
+            vec = self.q.get_output_from_indices(flat)
+        else:
+            vec = self.q.indices_to_codes(flat)
+        return vec.transpose(1, 2).reshape(codes.shape[0], self.dim, *spatial)

@@ -1,0 +1,172 @@
+"""2-D VQ autoencoder: convolutional ResNet encoder, a library quantiser, mirrored decoder.
+
+Used for images (``[B, 3, H, W]``) and, with ``in_channels=1``, for spectrograms.
+The downsample factor is ``2 ** (len(channels) - 1)``; ``forward`` returns a
+:class:`VQAEOutput` dataclass with the reconstruction, the codes and the losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .quantizer import Quantizer, QuantizerConfig
+
+__all__ = ["VQAEConfig", "VQAEOutput", "VQAutoencoder"]
+
+
+@dataclass
+class VQAEConfig:
+    """Shape of the autoencoder.
+
+    Attributes:
+        in_channels: input channels (3 for RGB, 1 for a spectrogram).
+        channels: widths per resolution level; ``len(channels) - 1`` stride-2 downsamples.
+        num_res_blocks: ResNet blocks per level.
+        z_dim: channels of the latent that is quantised.
+        attention: a self-attention block at the lowest resolution.
+        groups: GroupNorm groups (must divide every width).
+    """
+
+    in_channels: int = 3
+    channels: list[int] = field(default_factory=lambda: [64, 128, 128, 256])
+    num_res_blocks: int = 1
+    z_dim: int = 64
+    attention: bool = False
+    groups: int = 16
+
+
+@dataclass
+class VQAEOutput:
+    """Result of :meth:`VQAutoencoder.forward`.
+
+    Attributes:
+        recon: float[B, C, H, W] reconstruction (same range as the input).
+        codes: long[B, h, w] (or ``[B, h, w, K]`` for residual VQ).
+        loss_recon: L1 reconstruction loss.
+        loss_quant: quantiser auxiliary loss (commitment / entropy).
+    """
+
+    recon: torch.Tensor
+    codes: torch.Tensor
+    loss_recon: torch.Tensor
+    loss_quant: torch.Tensor
+
+    @property
+    def loss(self) -> torch.Tensor:
+        return self.loss_recon + self.loss_quant
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, groups: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.GroupNorm(groups, cin), nn.SiLU(), nn.Conv2d(cin, cout, 3, padding=1),
+                                  nn.GroupNorm(groups, cout), nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.skip(x) + self.body(x)
+
+
+class AttnBlock(nn.Module):
+    """Single-head self-attention over spatial positions (``F.scaled_dot_product_attention``)."""
+
+    def __init__(self, c: int, groups: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, c)
+        self.qkv = nn.Conv2d(c, 3 * c, 1)
+        self.out = nn.Conv2d(c, c, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv(self.norm(x)).flatten(2).transpose(1, 2).chunk(3, dim=-1)
+        y = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
+        return x + self.out(y.transpose(1, 2).reshape(b, c, h, w))
+
+
+def _mid(c: int, cfg: VQAEConfig) -> list[nn.Module]:
+    return [ResBlock(c, c, cfg.groups), *([AttnBlock(c, cfg.groups)] if cfg.attention else []), ResBlock(c, c, cfg.groups)]
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: VQAEConfig) -> None:
+        super().__init__()
+        ch = cfg.channels
+        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)]
+        for i, c in enumerate(ch):
+            cin = ch[max(0, i - 1)]
+            for j in range(cfg.num_res_blocks):
+                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups))
+            if i < len(ch) - 1:
+                layers.append(nn.Conv2d(c, c, 4, stride=2, padding=1))
+        layers += [*_mid(ch[-1], cfg), nn.GroupNorm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.z_dim, 1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: VQAEConfig) -> None:
+        super().__init__()
+        ch = list(reversed(cfg.channels))
+        layers: list[nn.Module] = [nn.Conv2d(cfg.z_dim, ch[0], 3, padding=1), *_mid(ch[0], cfg)]
+        for i, c in enumerate(ch):
+            cin = ch[max(0, i - 1)]
+            for j in range(cfg.num_res_blocks):
+                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups))
+            if i < len(ch) - 1:
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
+        layers += [nn.GroupNorm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class VQAutoencoder(nn.Module):
+    """Encoder -> quantiser -> decoder.
+
+    ``x[B, C, H, W]`` with H and W divisible by :attr:`downsample` gives codes
+    ``[B, H/f, W/f]`` (``[..., K]`` for residual VQ).
+    """
+
+    def __init__(self, cfg: VQAEConfig, quantizer: QuantizerConfig) -> None:
+        super().__init__()
+        for c in cfg.channels:
+            if c % cfg.groups:
+                raise ValueError(f"every channel width must be divisible by groups={cfg.groups}, got {cfg.channels}")
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.quantizer = Quantizer(cfg.z_dim, quantizer)
+        self.decoder = Decoder(cfg)
+
+    @property
+    def downsample(self) -> int:
+        return 2 ** (len(self.cfg.channels) - 1)
+
+    def _check(self, x: torch.Tensor) -> None:
+        f = self.downsample
+        if x.ndim != 4 or x.shape[1] != self.cfg.in_channels:
+            raise ValueError(f"expected input [B, {self.cfg.in_channels}, H, W], got {tuple(x.shape)}")
+        if x.shape[-2] % f or x.shape[-1] % f:
+            raise ValueError(f"height and width must be divisible by the downsample factor {f}, "
+                             f"got {tuple(x.shape[-2:])}")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``long[B, h, w]`` (or ``[B, h, w, K]``) for ``x[B, C, H, W]``."""
+        self._check(x)
+        return self.quantizer(self.encoder(x)).codes
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruction ``float[B, C, H, W]`` from codes."""
+        return self.decoder(self.quantizer.decode_codes(codes))
+
+    def forward(self, x: torch.Tensor) -> VQAEOutput:
+        self._check(x)
+        q = self.quantizer(self.encoder(x))
+        recon = self.decoder(q.quantized)
+        return VQAEOutput(recon, q.codes, F.l1_loss(recon, x), q.loss)
