@@ -160,7 +160,7 @@ class VocabRegistry:
         self._special_ids: dict[str, int] = {s: i for i, s in enumerate(self._specials)}
         self._modalities: list[Modality] = []
         self._by_name: dict[str, Modality] = {}
-        self._stops_cache: dict[torch.device, torch.Tensor] = {}
+        self._cache: dict[tuple[str, torch.device], torch.Tensor] = {}
 
     # ------------------------------------------------------------------ build
     def add_special(self, name: str) -> int:
@@ -209,7 +209,7 @@ class VocabRegistry:
         m = Modality(name, kind, size, offset, len(self._modalities) + 1, begin, end)
         self._modalities.append(m)
         self._by_name[name] = m
-        self._stops_cache.clear()
+        self._cache.clear()
         return m
 
     # ---------------------------------------------------------------- lookups
@@ -292,11 +292,14 @@ class VocabRegistry:
                                 f"[0, {m.size}) for modality {m.name!r}")
         return t + m.offset
 
-    def _stops(self, device: torch.device) -> torch.Tensor:
-        if device not in self._stops_cache:
-            stops = [self.num_special_slots] + [m.stop for m in self._modalities]
-            self._stops_cache[device] = torch.tensor(stops, dtype=torch.long, device=device)
-        return self._stops_cache[device]
+    def _table(self, what: str, device: torch.device) -> torch.Tensor:
+        """Cached per-device tensor of range ``stops`` (specials first) or ``offsets`` (by modality index)."""
+        key = (what, device)
+        if key not in self._cache:
+            vals = ([self.num_special_slots] + [m.stop for m in self._modalities] if what == "stops"
+                    else [0] + [m.offset for m in self._modalities])
+            self._cache[key] = torch.tensor(vals, dtype=torch.long, device=device)
+        return self._cache[key]
 
     def modality_of(self, ids: Any) -> torch.Tensor:
         """Modality index of each global id (``0`` for specials), same shape as ``ids``.
@@ -312,7 +315,7 @@ class VocabRegistry:
             why = ("an unassigned special slot" if len(self._specials) <= v < self.num_special_slots
                    else f"outside the vocabulary [0, {self.used_size})")
             raise RegistryError(f"global id {v} at position {_fmt_pos(pos)} is {why}")
-        return torch.bucketize(t, self._stops(t.device), right=True)
+        return torch.bucketize(t, self._table("stops", t.device), right=True)
 
     def to_local(self, global_ids: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Splits global ids into ``(modality_index, local_id)`` tensors of the same shape.
@@ -321,9 +324,7 @@ class VocabRegistry:
         """
         t = _as_ids(global_ids, "global ids")
         mod = self.modality_of(t)
-        offsets = torch.cat([torch.zeros(1, dtype=torch.long), torch.tensor([m.offset for m in self._modalities],
-                                                                             dtype=torch.long)]).to(t.device)
-        return mod, t - offsets[mod]
+        return mod, t - self._table("offsets", t.device)[mod]
 
     # ----------------------------------------------------------- serialisation
     def _layout(self) -> dict[str, Any]:

@@ -39,6 +39,8 @@ __all__ = ["Segment", "StreamFormatError", "TokenSequence", "canonical", "pack",
 
 #: marker for "a code of the segment's modality" in a segment template
 CODE = -1
+#: the layout of local codes per modality kind
+SHAPE_DOC = {"text": "[n]", "image": "[h, w]", "audio": "[K, T] (codebooks x frames)", "video": "[t, h, w]"}
 
 
 class StreamFormatError(ValueError):
@@ -109,7 +111,7 @@ def _header(reg: VocabRegistry, shape: Sequence[int]) -> list[int]:
     return ids
 
 
-def segment_length(m: Modality, shape: Sequence[int]) -> int:
+def segment_length(shape: Sequence[int]) -> int:
     """Number of ids a media segment of this shape takes, brackets and header included."""
     row = shape[-1] + 1  # codes and their <eor>
     n = shape[0] * row if len(shape) == 2 else shape[0] * (shape[1] * row + 1)  # video frames end with <eof>
@@ -127,8 +129,8 @@ def segment_template(reg: VocabRegistry, m: Modality, shape: Sequence[int], limi
     """
     if len(shape) != m.ndim:
         raise RegistryError(f"{m.name} codes must have {m.ndim} dims, got shape {tuple(shape)}")
-    n = segment_length(m, shape)
-    n = n if limit is None else min(n, limit)
+    full = segment_length(shape)
+    n = full if limit is None else min(full, limit)
     head = torch.tensor([reg.special_id(m.begin), *_header(reg, shape)], dtype=torch.long)[:n]
     j = torch.arange(n - head.numel())  # position within body (+ end token)
     w = shape[-1]
@@ -137,7 +139,7 @@ def segment_template(reg: VocabRegistry, m: Modality, shape: Sequence[int], limi
     body[frame % (w + 1) == w] = reg.eor_id
     if m.ndim == 3:
         body[frame == shape[1] * (w + 1)] = reg.eof_id
-    body[j == segment_length(m, shape) - 1 - len(shape) * DIGITS_PER_DIM - 1] = reg.special_id(m.end)
+    body[j == full - 2 - len(shape) * DIGITS_PER_DIM] = reg.special_id(m.end)  # after begin + header
     return torch.cat([head, body])
 
 
@@ -177,8 +179,7 @@ def pack(segments: Iterable[Segment], registry: VocabRegistry, *, bos: bool = Fa
         m = registry.modality(seg.modality)
         codes = seg.codes.cpu()
         if codes.ndim != m.ndim:
-            raise RegistryError(f"segment {k} ({m.name}): codes must have {m.ndim} dims "
-                                f"({'[n]' if m.ndim == 1 else '[h, w]' if m.kind == 'image' else '[K, T]' if m.ndim == 2 else '[t, h, w]'}), "
+            raise RegistryError(f"segment {k} ({m.name}): codes must have {m.ndim} dims ({SHAPE_DOC[m.kind]}), "
                                 f"got shape {tuple(codes.shape)}")
         try:
             g = registry.to_global(m.name, codes)
@@ -233,7 +234,7 @@ def _read_media(reg: VocabRegistry, ids: torch.Tensor, mod: torch.Tensor, start:
                 ) -> tuple[Segment, int]:
     """Reads the media segment whose begin token is at ``start``; returns it and the next position."""
     shape = _read_header(reg, ids, start + 1, m)
-    need = segment_length(m, shape)
+    need = segment_length(shape)
     tpl = segment_template(reg, m, shape, limit=ids.numel() - start)
     stop = start + tpl.numel()
     got = ids[start:stop]
@@ -258,7 +259,7 @@ def unpack(ids: torch.Tensor | Sequence[int], registry: VocabRegistry) -> list[S
     of place raises :class:`StreamFormatError` naming the position and what was
     expected there. Invalid ids raise :class:`RegistryError` naming the position.
     """
-    t = torch.as_tensor(ids).cpu() if not isinstance(ids, torch.Tensor) else ids.cpu()
+    t = torch.as_tensor(ids).cpu()
     if t.ndim != 1:
         raise StreamFormatError(f"a stream must be a 1-D sequence of ids, got shape {tuple(t.shape)}")
     mod = registry.modality_of(t)

@@ -78,7 +78,7 @@ def test_tiny_autoencoder_learns(samples):
     from PIL import Image
 
     torch.manual_seed(0)
-    img = np.asarray(Image.open(samples / "images/chelsea.png").convert("RGB"))[96:160, 96:160]
+    img = np.array(Image.open(samples / "images/chelsea.png").convert("RGB"))[96:160, 96:160]
     x = torch.from_numpy(img).permute(2, 0, 1)[None].float() / 255
     model = VQAutoencoder(TINY, _qcfg("fsq"))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

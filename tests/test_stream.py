@@ -227,7 +227,7 @@ def test_property_segment_length_matches_template(m, data):
     from modalities.stream import segment_length, segment_template
 
     shape = [data.draw(st.integers(1, 5)) for _ in range(m.ndim)]
-    assert segment_length(m, shape) == segment_template(REG, m, shape).numel()
+    assert segment_length(shape) == segment_template(REG, m, shape).numel()
 
 
 def test_huge_declared_shape_is_refused_cheaply():
