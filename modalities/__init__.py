@@ -27,6 +27,7 @@ _EXPORTS = {
     "unpack": "stream",
     "canonical": "stream",
     "TextTokenizer": "text",
+    "ImageTokenizer": "image",
     "TokenizerLoadError": "base",
 }
 
