@@ -21,6 +21,7 @@ from models.quantizer import QuantizerConfig
 from models.vqae import VQAEConfig, VQAutoencoder
 
 from .base import Tokenizer, TokenizerLoadError
+from .fileio import atomic_path
 
 __all__ = ["ImageTokenizer", "load_image"]
 
@@ -172,9 +173,8 @@ class ImageTokenizer(Tokenizer):
     def _save_files(self, directory: Path) -> None:
         from safetensors.torch import save_model
 
-        tmp = directory / (WEIGHTS + ".tmp")
-        save_model(self.model, str(tmp))
-        tmp.replace(directory / WEIGHTS)
+        with atomic_path(directory / WEIGHTS) as tmp:
+            save_model(self.model, str(tmp))
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> ImageTokenizer:
