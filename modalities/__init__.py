@@ -28,6 +28,7 @@ _EXPORTS = {
     "canonical": "stream",
     "TextTokenizer": "text",
     "ImageTokenizer": "image",
+    "VideoTokenizer": "video",
     "TokenizerLoadError": "base",
 }
 

@@ -12,7 +12,12 @@ from typing import Optional
 
 from omegaconf import MISSING
 
+from models.quantizer import QuantizerConfig
+from models.vqae import VQAEConfig
+from models.vqae3d import VQAE3DConfig
+
 from .text import TextTokenizerConfig
+from .trainer import TrainerConfig
 
 
 @dataclass
@@ -37,11 +42,62 @@ class DataConfig:
             (or ``$MMTOK_SAMPLES``). Patterns below are relative to it.
         text_train: glob patterns of the text training corpus.
         text_heldout: glob patterns of held-out text (never trained on).
+        images: folder of images for ``task=image`` (relative to ``root`` or absolute);
+            ``None`` means ``root/images`` if it exists, else ``root`` itself.
+        videos: folder of videos for ``task=video``, the same way (``root/video``).
     """
 
     root: Optional[str] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     text_train: list[str] = field(default_factory=lambda: ["text/corpus/train.txt"])
     text_heldout: list[str] = field(default_factory=lambda: ["text/corpus/heldout.txt"])
+    images: Optional[str] = None  # noqa: UP045
+    videos: Optional[str] = None  # noqa: UP045
+
+
+@dataclass
+class ImageTaskConfig(TaskConfig):
+    """``task=image``: train an image VQ tokenizer.
+
+    Attributes:
+        batch_size: crops per step.
+        crop_size: side of the random training crops (a multiple of the downsample factor).
+        flip: random horizontal flips.
+        val_fraction: share of the files held out for validation (by file name hash).
+        val_size: validation images are centre-cropped to at most this side.
+        cache: keep decoded training images in memory.
+        baseline: also fit the k-means-on-pixel-patches baseline and report it.
+    """
+
+    batch_size: int = 16
+    crop_size: int = 128
+    flip: bool = True
+    val_fraction: float = 0.15
+    val_size: int = 256
+    cache: bool = True
+    baseline: bool = True
+
+
+@dataclass
+class VideoTaskConfig(TaskConfig):
+    """``task=video``: train the causal 3-D video VQ tokenizer.
+
+    Attributes:
+        batch_size: clips per step.
+        crop_size: side of the random crops.
+        clip_frames: frames per training clip, ``1 + k * temporal_downsample``.
+        val_frames: frames per validation clip (the first frames of each held-out video).
+        flip: random horizontal flips.
+        val_fraction: share of the files held out for validation.
+        val_size: validation frames are centre-cropped to at most this side.
+    """
+
+    batch_size: int = 4
+    crop_size: int = 64
+    clip_frames: int = 9
+    val_frames: int = 17
+    flip: bool = True
+    val_fraction: float = 0.25
+    val_size: int = 128
 
 
 def register_configs() -> None:
@@ -50,5 +106,11 @@ def register_configs() -> None:
 
     cs = ConfigStore.instance()
     cs.store(group="task", name="task_schema", node=TaskConfig)
+    cs.store(group="task", name="image_task_schema", node=ImageTaskConfig)
+    cs.store(group="task", name="video_task_schema", node=VideoTaskConfig)
+    cs.store(group="tokenizer/image", name="image_ae_schema", node=VQAEConfig)
+    cs.store(group="tokenizer/video", name="video_ae_schema", node=VQAE3DConfig)
+    cs.store(group="quantizer", name="quantizer_schema", node=QuantizerConfig)
+    cs.store(group="trainer", name="trainer_schema", node=TrainerConfig)
     cs.store(group="data", name="data_schema", node=DataConfig)
     cs.store(group="tokenizer/text", name="bpe_schema", node=TextTokenizerConfig)

@@ -36,3 +36,10 @@ def resolve_files(root: Path, patterns: Iterable[str], what: str) -> list[Path]:
             raise FileNotFoundError(f"{what}: no file matches {pat!r} under {root}")
         files += hits
     return files
+
+
+def media_folder(root: Path, folder: str | None, default: str) -> Path:
+    """``root/folder`` (absolute ``folder`` as is); with ``folder=None``, ``root/default`` if it exists, else ``root``."""
+    if folder is not None:
+        return root / Path(folder).expanduser()
+    return root / default if (root / default).is_dir() else root

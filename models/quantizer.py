@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput"]
+__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "code_histogram", "usage_and_perplexity"]
 
 QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
 
@@ -137,3 +137,18 @@ class Quantizer(nn.Module):
         else:
             vec = self.q.indices_to_codes(flat)
         return vec.transpose(1, 2).reshape(codes.shape[0], self.dim, *spatial)
+
+
+def code_histogram(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Counts ``long[codebook_size]`` of each code in ``codes`` (all codebooks pooled for rvq)."""
+    return torch.bincount(codes.detach().reshape(-1), minlength=codebook_size)[:codebook_size]
+
+
+def usage_and_perplexity(hist: torch.Tensor) -> tuple[float, float]:
+    """Fraction of codes used at least once, and ``exp(entropy)`` of the code distribution."""
+    total = hist.sum()
+    if total == 0:
+        return 0.0, 0.0
+    p = hist.double() / total
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    return float((hist > 0).double().mean()), float(entropy.exp())

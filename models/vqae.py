@@ -2,7 +2,8 @@
 
 Used for images (``[B, 3, H, W]``) and, with ``in_channels=1``, for spectrograms.
 The downsample factor is ``2 ** (len(channels) - 1)``; ``forward`` returns a
-:class:`VQAEOutput` dataclass with the reconstruction, the codes and the losses.
+:class:`VQAEOutput` dataclass with the reconstruction, the codes, the losses and
+batch metrics. :class:`VQModel` holds what the 3-D causal variant shares.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .quantizer import Quantizer, QuantizerConfig
+from .quantizer import Quantizer, QuantizerConfig, code_histogram, usage_and_perplexity
 
-__all__ = ["VQAEConfig", "VQAEOutput", "VQAutoencoder"]
+__all__ = ["VQAEConfig", "VQAEOutput", "VQAutoencoder", "VQModel", "reconstruction_loss"]
 
 
 @dataclass
@@ -41,23 +42,33 @@ class VQAEConfig:
 
 @dataclass
 class VQAEOutput:
-    """Result of :meth:`VQAutoencoder.forward`.
+    """Result of ``forward`` of the 2-D and 3-D autoencoders.
 
     Attributes:
-        recon: float[B, C, H, W] reconstruction (same range as the input).
-        codes: long[B, h, w] (or ``[B, h, w, K]`` for residual VQ).
-        loss_recon: L1 reconstruction loss.
-        loss_quant: quantiser auxiliary loss (commitment / entropy).
+        recon: reconstruction, same shape and range as the input.
+        codes: long[B, *latent] (``[..., K]`` for residual VQ).
+        losses: named scalar losses: ``recon`` (L1 or L2) and ``quant`` (commitment / entropy).
+        metrics: named floats about the batch: ``perplexity`` and ``usage`` of the codes.
     """
 
     recon: torch.Tensor
     codes: torch.Tensor
-    loss_recon: torch.Tensor
-    loss_quant: torch.Tensor
+    losses: dict[str, torch.Tensor]
+    metrics: dict[str, float]
 
     @property
     def loss(self) -> torch.Tensor:
-        return self.loss_recon + self.loss_quant
+        """Sum of :attr:`losses`."""
+        return sum(self.losses.values(), self.recon.new_zeros(()))
+
+
+def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """Mean ``|recon - target|`` (``l1``) or squared error (``l2``)."""
+    if kind == "l1":
+        return F.l1_loss(recon, target)
+    if kind == "l2":
+        return F.mse_loss(recon, target)
+    raise ValueError(f"unknown reconstruction loss {kind!r}; expected 'l1' or 'l2'")
 
 
 class ResBlock(nn.Module):
@@ -127,8 +138,42 @@ class Decoder(nn.Module):
         return self.net(z)
 
 
-class VQAutoencoder(nn.Module):
-    """Encoder -> quantiser -> decoder.
+class VQModel(nn.Module):
+    """Encoder -> quantiser -> decoder; subclasses build the two halves and check input shapes."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+    quantizer: Quantizer
+
+    @property
+    def downsample(self) -> int:
+        """Spatial downsample factor."""
+        return 2 ** (len(self.cfg.channels) - 1)
+
+    def _check(self, x: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Codes ``long[B, *latent]`` (``[..., K]`` for residual VQ) of a checked input."""
+        self._check(x)
+        return self.quantizer(self.encoder(x)).codes
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Reconstruction from codes (raises on codes out of range)."""
+        return self.decoder(self.quantizer.decode_codes(codes))
+
+    def forward(self, x: torch.Tensor, recon_loss: str = "l1") -> VQAEOutput:
+        self._check(x)
+        q = self.quantizer(self.encoder(x))
+        recon = self.decoder(q.quantized)
+        hist = code_histogram(q.codes, self.quantizer.codebook_size)
+        usage, perplexity = usage_and_perplexity(hist)
+        return VQAEOutput(recon, q.codes, {"recon": reconstruction_loss(recon, x, recon_loss), "quant": q.loss},
+                          {"usage": usage, "perplexity": perplexity})
+
+
+class VQAutoencoder(VQModel):
+    """2-D VQ autoencoder.
 
     ``x[B, C, H, W]`` with H and W divisible by :attr:`downsample` gives codes
     ``[B, H/f, W/f]`` (``[..., K]`` for residual VQ).
@@ -136,17 +181,11 @@ class VQAutoencoder(nn.Module):
 
     def __init__(self, cfg: VQAEConfig, quantizer: QuantizerConfig) -> None:
         super().__init__()
-        for c in cfg.channels:
-            if c % cfg.groups:
-                raise ValueError(f"every channel width must be divisible by groups={cfg.groups}, got {cfg.channels}")
+        check_groups(cfg.channels, cfg.groups)
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.quantizer = Quantizer(cfg.z_dim, quantizer)
         self.decoder = Decoder(cfg)
-
-    @property
-    def downsample(self) -> int:
-        return 2 ** (len(self.cfg.channels) - 1)
 
     def _check(self, x: torch.Tensor) -> None:
         f = self.downsample
@@ -156,17 +195,8 @@ class VQAutoencoder(nn.Module):
             raise ValueError(f"height and width must be divisible by the downsample factor {f}, "
                              f"got {tuple(x.shape[-2:])}")
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Codes ``long[B, h, w]`` (or ``[B, h, w, K]``) for ``x[B, C, H, W]``."""
-        self._check(x)
-        return self.quantizer(self.encoder(x)).codes
 
-    def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """Reconstruction ``float[B, C, H, W]`` from codes."""
-        return self.decoder(self.quantizer.decode_codes(codes))
-
-    def forward(self, x: torch.Tensor) -> VQAEOutput:
-        self._check(x)
-        q = self.quantizer(self.encoder(x))
-        recon = self.decoder(q.quantized)
-        return VQAEOutput(recon, q.codes, F.l1_loss(recon, x), q.loss)
+def check_groups(channels: list[int], groups: int) -> None:
+    for c in channels:
+        if c % groups:
+            raise ValueError(f"every channel width must be divisible by groups={groups}, got {list(channels)}")

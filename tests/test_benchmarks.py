@@ -18,3 +18,14 @@ def test_text_throughput_script(tmp_path):
     assert {r["mode"] for r in res["rows"]} == {"single", "batched"}
     assert all(r["mmtok_tok_s"] > 0 and r["ratio_vs_hf"] > 0 for r in res["rows"])
     assert 1.5 < res["bytes_per_token_heldout"] < 5
+
+
+def test_image_throughput_script(tmp_path):
+    out = tmp_path / "img.json"
+    proc = subprocess.run([sys.executable, "benchmarks/image_throughput.py", "--kinds", "fsq", "--batch", "2",
+                           "--size", "64", "--repeat", "1", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["quantizer"] == "fsq" and row["codebook_size"] == 1000
+    assert row["encode_img_s"] > 0 and row["decode_img_s"] > 0 and row["kmeans_encode_img_s"] > 0

@@ -94,3 +94,29 @@ def test_load_mismatched_weights(tok, tmp_path):
     (path / "model.safetensors").write_bytes((tmp_path / "other/model.safetensors").read_bytes())
     with pytest.raises(TokenizerLoadError, match="does not match the saved config"):
         ImageTokenizer.from_pretrained(path)
+
+
+@pytest.mark.parametrize(("policy", "size", "expect"), [("pad", None, (1, 8, 9)), ("center_crop", None, (1, 7, 8)),
+                                                        ("center_crop", 32, (1, 4, 4)), ("resize", 48, (1, 6, 6))])
+def test_size_policies(tok, policy, size, expect, tmp_path):
+    t = ImageTokenizer(tok.model, size_policy=policy, size=size)
+    x = torch.rand(3, 60, 70)
+    assert tuple(t.encode(x).shape) == expect
+    assert torch.equal(t.encode([x, torch.rand(3, 60, 70)])[0], t.encode(x)[0])
+    loaded = ImageTokenizer.from_pretrained(t.save_pretrained(tmp_path / policy))
+    assert (loaded.size_policy, loaded.size) == (policy, size)
+    if policy == "pad":  # replicate padding keeps the original pixels in the top-left corner
+        from modalities.sizing import fit_size
+
+        padded = fit_size(x, 8, "pad")
+        assert padded.shape == (3, 64, 72) and torch.equal(padded[:, :60, :70], x)
+        assert torch.equal(padded[:, 63, :70], x[:, 59])
+
+
+def test_bad_size_policy(tok):
+    with pytest.raises(ValueError, match="unknown size policy 'stretch'"):
+        ImageTokenizer(tok.model, size_policy="stretch")
+    with pytest.raises(ValueError, match="'resize' needs a target size"):
+        ImageTokenizer(tok.model, size_policy="resize")
+    with pytest.raises(ValueError, match="target size 30 must be a positive multiple of the downsample factor 8"):
+        ImageTokenizer(tok.model, size_policy="center_crop", size=30)

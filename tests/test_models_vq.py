@@ -88,5 +88,5 @@ def test_tiny_autoencoder_learns(samples):
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-        first = first if first is not None else out.loss_recon.item()
-    assert out.loss_recon.item() < 0.5 * first, (first, out.loss_recon.item())
+        first = first if first is not None else out.losses["recon"].item()
+    assert out.losses["recon"].item() < 0.5 * first, (first, out.losses["recon"].item())

@@ -1,0 +1,116 @@
+"""Training data for the tokenizers: held-out split by file, random image crops, random video clips.
+
+Datasets return float tensors in [0, 1]: images ``[3, H, W]``, clips
+``[T, 3, H, W]``. Their length is virtual (``samples_per_epoch``) so that a
+handful of files still fills a batch; each item is a fresh random crop.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from .io import load_image, load_video
+
+__all__ = ["ImageCrops", "VideoClips", "center_crop_multiple", "infinite_batches", "split_by_file"]
+
+
+def split_by_file(files: list[Path], val_fraction: float, root: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """Deterministic train/validation split by file name hash (stable when files are added).
+
+    At least one file goes to each side; raises with fewer than two files.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    if len(files) < 2:
+        raise ValueError(f"need at least 2 files to hold one out for validation, got {len(files)}: {files}")
+    n_val = min(len(files) - 1, max(1, round(len(files) * val_fraction)))
+
+    def key(p: Path) -> tuple[int, str]:
+        name = str(p.relative_to(root)) if root is not None else p.name
+        return zlib.crc32(name.encode()), name
+
+    ranked = sorted(files, key=key)
+    val = set(ranked[:n_val])
+    return [f for f in files if f not in val], [f for f in files if f in val]
+
+
+def center_crop_multiple(x: torch.Tensor, multiple: int, max_size: int | None = None) -> torch.Tensor:
+    """Centre crop of ``[..., H, W]`` to the largest multiples of ``multiple`` (at most ``max_size``)."""
+    h, w = x.shape[-2:]
+    th, tw = (min(s, max_size or s) // multiple * multiple for s in (h, w))
+    if th == 0 or tw == 0:
+        raise ValueError(f"frame of size {h}x{w} is smaller than the downsample factor {multiple}")
+    top, left = (h - th) // 2, (w - tw) // 2
+    return x[..., top:top + th, left:left + tw]
+
+
+def _augment(crop: int, flip: bool) -> v2.Compose:
+    steps = [v2.RandomCrop(crop, pad_if_needed=True, padding_mode="reflect")]
+    return v2.Compose(steps + ([v2.RandomHorizontalFlip()] if flip else []))
+
+
+class ImageCrops(Dataset):
+    """Random ``crop x crop`` crops (and horizontal flips) of image files: items float[3, crop, crop]."""
+
+    def __init__(self, files: list[Path], crop: int, flip: bool = True, samples_per_epoch: int = 1024,
+                 cache: bool = True) -> None:
+        if not files:
+            raise ValueError("ImageCrops needs at least one image file")
+        self.files, self.n = list(files), max(samples_per_epoch, len(files))
+        self.transform = _augment(crop, flip)
+        self.cache: dict[int, torch.Tensor] | None = {} if cache else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _image(self, i: int) -> torch.Tensor:
+        if self.cache is None:
+            return load_image(self.files[i])
+        if i not in self.cache:
+            self.cache[i] = load_image(self.files[i])
+        return self.cache[i]
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        return self.transform(self._image(idx % len(self.files)))
+
+
+class VideoClips(Dataset):
+    """Random clips of ``frames`` consecutive frames, spatially cropped: items float[frames, 3, crop, crop].
+
+    Videos shorter than ``frames`` are refused when the dataset is built.
+    """
+
+    def __init__(self, files: list[Path], frames: int, crop: int, flip: bool = True,
+                 samples_per_epoch: int = 256) -> None:
+        if not files:
+            raise ValueError("VideoClips needs at least one video file")
+        self.videos = [load_video(f) for f in files]  # decoded once; keep folders of short clips
+        for f, v in zip(files, self.videos, strict=True):
+            if len(v) < frames:
+                raise ValueError(f"video {f} has {len(v)} frames, fewer than the clip length {frames}")
+        self.frames, self.n = frames, max(samples_per_epoch, len(files))
+        self.transform = _augment(crop, flip)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        v = self.videos[idx % len(self.videos)]
+        start = int(torch.randint(len(v) - self.frames + 1, ()))
+        return self.transform(v[start:start + self.frames])  # one crop and flip for the whole clip
+
+
+def infinite_batches(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0):
+    """Yields shuffled batches forever."""
+    g = torch.Generator().manual_seed(seed)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
+                        generator=g, persistent_workers=num_workers > 0)
+    if len(loader) == 0:
+        raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(dataset)} items)")
+    while True:
+        yield from loader

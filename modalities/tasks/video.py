@@ -1,0 +1,50 @@
+"""Task ``video``: train the causal 3-D video VQ tokenizer on a folder of videos."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from models.vqae3d import CausalVQAutoencoder
+
+from ..datasets import VideoClips, center_crop_multiple, split_by_file
+from ..io import VIDEO_SUFFIXES, list_media, load_video
+from ..samples import data_root, media_folder
+from ..video import VideoTokenizer
+from .vq import encode_throughput, finish, quantizer_config, train_vq
+
+log = logging.getLogger("mmtok")
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Trains, validates and saves to ``out_dir/tokenizer/video``; returns the final metrics."""
+    folder = media_folder(data_root(cfg.data.root), cfg.data.videos, "video")
+    files = list_media(folder, VIDEO_SUFFIXES, "data.videos")
+    train_files, val_files = split_by_file(files, cfg.task.val_fraction, folder)
+    model = CausalVQAutoencoder(OmegaConf.to_object(cfg.tokenizer.video), quantizer_config(cfg))
+    f, ft = model.downsample, model.temporal_downsample
+    for key in ("clip_frames", "val_frames"):
+        if not model.valid_frames(cfg.task[key]):
+            raise ValueError(f"task.{key}={cfg.task[key]} must be 1 + k * temporal_downsample ({ft})")
+    if cfg.task.crop_size % f:
+        raise ValueError(f"task.crop_size={cfg.task.crop_size} must be a multiple of the downsample factor {f}")
+    val_items = []
+    for p in val_files:
+        v = load_video(p, cfg.task.val_frames)
+        if len(v) < cfg.task.val_frames:
+            raise ValueError(f"validation video {p} has {len(v)} frames, fewer than task.val_frames")
+        val_items.append(center_crop_multiple(v, f, cfg.task.val_size)[None])
+    log.info("video task: %d training files, %d held out (%s)", len(train_files), len(val_files),
+             ", ".join(p.name for p in val_files))
+    data = VideoClips(train_files, cfg.task.clip_frames, cfg.task.crop_size, cfg.task.flip)
+    trainer, result = train_vq(cfg, out_dir, model, data, val_items, video=True)
+    tok = VideoTokenizer(trainer.export_model)
+    q = tok.model.quantizer
+    metrics = {"task": "video", "quantizer": q.cfg.kind, "codebook_size": q.codebook_size, "downsample": f,
+               "temporal_downsample": ft, "bits_per_pixel": q.bits_per_code / (f * f * ft),
+               "train_files": len(train_files), "val_files": len(val_files), **result}
+    metrics["encode_clips_per_s"] = round(encode_throughput(tok, val_items[0].expand(2, -1, -1, -1, -1)), 3)
+    return finish(out_dir, tok, metrics)

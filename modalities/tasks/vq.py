@@ -1,0 +1,60 @@
+"""What the image and video tasks share: building the model from the config, training, saving, reporting."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from models.quantizer import QuantizerConfig
+from models.vqae import VQModel
+
+from ..base import Tokenizer
+from ..datasets import infinite_batches
+from ..runlog import MetricsLog
+from ..trainer import VQTrainer
+
+log = logging.getLogger("mmtok")
+
+
+def quantizer_config(cfg: DictConfig) -> QuantizerConfig:
+    return OmegaConf.to_object(cfg.quantizer)
+
+
+def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.utils.data.Dataset,
+             val_items: list[torch.Tensor], video: bool = False) -> tuple[VQTrainer, dict[str, Any]]:
+    """Runs :class:`VQTrainer` on ``dataset``; returns the trainer and its final validation metrics."""
+    to_model = (lambda x: x.transpose(1, 2)) if video else (lambda x: x)
+    trainer = VQTrainer(model, OmegaConf.to_object(cfg.trainer), out_dir, layout=to_model, unlayout=to_model)
+    batches = infinite_batches(dataset, cfg.task.batch_size, trainer.cfg.num_workers, cfg.seed)
+    t0 = time.perf_counter()
+    result = trainer.fit(batches, val_items, show_progress=cfg.show_progress)
+    return trainer, result | {"train_seconds": round(time.perf_counter() - t0, 2), "steps": trainer.step}
+
+
+@torch.inference_mode()
+def encode_throughput(tok: Tokenizer, batch: torch.Tensor, repeat: int = 3) -> float:
+    """Items per second of ``tok.encode`` on ``batch`` (best of ``repeat`` after a warm-up)."""
+    tok.encode(batch)
+    best = float("inf")
+    for _ in range(repeat):
+        if tok.device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        tok.encode(batch)
+        if tok.device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return len(batch) / best
+
+
+def finish(out_dir: Path, tok: Tokenizer, metrics: dict[str, Any]) -> dict[str, Any]:
+    """Saves the tokenizer to ``out_dir/tokenizer/<kind>`` and logs the summary row."""
+    path = tok.save_pretrained(out_dir / "tokenizer" / tok.kind)
+    metrics = metrics | {"saved_to": str(path)}
+    MetricsLog(out_dir).write(summary=True, **metrics)
+    return metrics

@@ -1,0 +1,108 @@
+"""``task=image`` and ``task=video`` end to end: quality against the k-means baseline, resume, multirun, bad config."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from modalities import ImageTokenizer, VideoTokenizer
+from modalities.datasets import split_by_file
+from modalities.tasks import run_task
+
+from .conftest import REPO
+
+FAST = ["experiment=image_debug", "trainer.tensorboard=false", "task.baseline=false", "task.val_size=64"]
+
+
+def _rows(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_image_debug_beats_kmeans_patch_baseline(compose, tmp_path):
+    """A shorter, smaller image_debug run must beat k-means on raw 4x4 pixel patches at the same bits."""
+    cfg = compose(["experiment=image_debug", "trainer.tensorboard=false", "tokenizer/image=tiny",
+                   "tokenizer.image.channels=[32,32,64]", "quantizer.codebook_size=16", "task.val_size=128",
+                   "trainer.max_steps=150", "trainer.val_every=150"])
+    m = run_task(cfg, tmp_path)
+    assert m["downsample"] == 4 and m["bits_per_pixel"] == m["baseline_bpp"] == 0.25
+    assert m["val_psnr"] > m["baseline_psnr"] + 0.3, m
+    assert m["val_usage"] >= 0.5, m  # EMA VQ with dead-code restart keeps the codebook in use
+    tok = ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image")
+    assert tok.codebook_size == 16 and (tmp_path / "samples/step_0000150.png").is_file()
+
+
+def test_resume_continues_from_checkpoint(compose, tmp_path):
+    cfg = compose([*FAST, "trainer.max_steps=4", "trainer.ckpt_every=2", "trainer.val_every=4", "trainer.log_every=1"])
+    run_task(cfg, tmp_path)
+    assert (tmp_path / "checkpoints/last.pt").is_file()
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+    state = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
+    assert state["step"] == 4
+    cfg = compose([*FAST, "trainer.max_steps=6", "trainer.resume=true", "trainer.val_every=2", "trainer.log_every=1"])
+    m = run_task(cfg, tmp_path)
+    steps = [r["step"] for r in _rows(tmp_path) if "loss" in r]
+    assert steps == [1, 2, 3, 4, 5, 6] and m["steps"] == 6
+    with pytest.raises(FileNotFoundError, match="cannot resume: no checkpoint at"):
+        run_task(compose([*FAST, f"trainer.resume_from={tmp_path}/none.pt"]), tmp_path / "other")
+
+
+def test_gan_ema_and_l2_options_train(compose, tmp_path):
+    cfg = compose([*FAST, "trainer.max_steps=3", "trainer.disc_start=1", "trainer.ema_decay=0.9",
+                   "trainer.recon_loss=l2", "trainer.log_every=1", "trainer.discriminator.channels=8",
+                   "trainer.tensorboard=true"])
+    run_task(cfg, tmp_path)
+    rows = [r for r in _rows(tmp_path) if "loss" in r]
+    assert "loss_disc" not in rows[0] and "loss_disc" in rows[1] and "loss_gan" in rows[2]
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    state = torch.load(tmp_path / "checkpoints/last.pt", weights_only=True)
+    assert {"ema", "disc", "disc_opt"} <= set(state)
+
+
+def test_video_task_trains_and_saves(compose, tmp_path):
+    cfg = compose(["experiment=video_debug", "trainer.tensorboard=false", "trainer.max_steps=2",
+                   "task.val_size=32", "task.crop_size=32"])
+    m = run_task(cfg, tmp_path)
+    assert m["task"] == "video" and m["temporal_downsample"] == 2 and 0 < m["val_usage"] <= 1
+    assert m["bits_per_pixel"] == pytest.approx(8 / (8 * 8 * 2))
+    tok = VideoTokenizer.from_pretrained(tmp_path / "tokenizer/video")
+    assert tok.encode(torch.rand(5, 3, 32, 32)).shape == (1, 3, 4, 4)
+
+
+def test_bad_image_config(compose, tmp_path):
+    with pytest.raises(ValueError, match="task.crop_size=60 must be a multiple of the downsample factor 8"):
+        run_task(compose([*FAST, "task.crop_size=60"]), tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="data.images: no .png.* files under"):
+        run_task(compose([*FAST, f"data.images={tmp_path}/empty"]), tmp_path / "out")
+    with pytest.raises(ValueError, match="task.clip_frames=4 must be 1 \\+ k \\* temporal_downsample \\(2\\)"):
+        run_task(compose(["experiment=video_debug", "task.clip_frames=4"]), tmp_path / "out2")
+
+
+def test_split_by_file_is_stable():
+    from pathlib import Path
+
+    files = [Path(f"img{i:02d}.png") for i in range(20)]
+    train, val = split_by_file(files, 0.2)
+    assert len(val) == 4 and not set(train) & set(val) and sorted(train + val) == files
+    train2, val2 = split_by_file([*files, Path("new.png")], 0.2)
+    assert len(set(val) & set(val2)) >= 3  # adding a file moves at most one held-out file
+    with pytest.raises(ValueError, match="at least 2 files"):
+        split_by_file(files[:1], 0.2)
+
+
+@pytest.mark.slow
+def test_multirun_over_quantizers(tmp_path):
+    """``python train.py -m task=image quantizer=vq,fsq,lfq`` runs one job per quantiser."""
+    proc = subprocess.run([sys.executable, "train.py", "-m", "experiment=image_debug", "quantizer=vq,fsq,lfq",
+                           "trainer.max_steps=2", "task.baseline=false", "task.val_size=64",
+                           "trainer.tensorboard=false", f"hydra.sweep.dir={tmp_path}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    kinds = [json.loads((tmp_path / str(i) / "tokenizer/image/config.json").read_text())["settings"]["quantizer"]
+             ["kind"] for i in range(3)]
+    assert kinds == ["vq", "fsq", "lfq"]
