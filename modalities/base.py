@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import __version__
-from .fileio import atomic_write_text, read_json
+from .fileio import atomic_path, atomic_write_text, read_json
 
 CONFIG_NAME = "config.json"
+WEIGHTS = "model.safetensors"
 
 
 class TokenizerLoadError(ValueError):
@@ -82,3 +83,43 @@ def read_config(directory: Path) -> dict[str, Any]:
     if not isinstance(cfg, dict) or "class" not in cfg:
         raise TokenizerLoadError(f"{path} has no 'class' field: not a saved mmtok tokenizer")
     return cfg
+
+
+def save_weights(model: Any, directory: Path) -> None:
+    """Writes ``model``'s weights to ``directory/model.safetensors`` atomically."""
+    from safetensors.torch import save_model
+
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_model(model, str(tmp))
+
+
+def load_weights(model: Any, directory: Path) -> Any:
+    """Loads ``directory/model.safetensors`` into ``model``; a missing or mismatched file is a TokenizerLoadError."""
+    from safetensors.torch import load_model
+
+    path = directory / WEIGHTS
+    if not path.is_file():
+        raise TokenizerLoadError(f"{path} is missing")
+    try:
+        load_model(model, str(path))
+    except Exception as e:  # safetensors raises several types for corrupt or mismatched files
+        raise TokenizerLoadError(f"{path} does not match the saved config: {e}") from None
+    return model
+
+
+def batched_codes(codes: Any, axes: str, num_codebooks: int) -> Any:
+    """Checks integer ``codes`` laid out as ``[B, <axes>]`` (``[..., K]`` when ``num_codebooks > 1``).
+
+    ``axes`` names the per-item axes, e.g. ``"h, w"``; a missing batch axis is added.
+    """
+    import torch
+
+    if not isinstance(codes, torch.Tensor) or codes.dtype.is_floating_point:
+        raise ValueError("codes must be an integer tensor")
+    names = axes + (", K" if num_codebooks > 1 else "")
+    want = 1 + len(names.split(","))
+    if codes.ndim == want - 1:
+        codes = codes[None]
+    if codes.ndim != want:
+        raise ValueError(f"codes must be [B, {names}], got shape {tuple(codes.shape)}")
+    return codes.long()

@@ -38,8 +38,8 @@ def kmeans_patch_baseline(train_images: list[torch.Tensor], val_images: list[tor
 
     Returns ``baseline_psnr``, ``baseline_ssim`` and ``baseline_bpp`` (``log2(k) / patch**2``).
     """
-    train = torch.cat([image_to_patches(center_crop_multiple(x, patch)[None] if x.ndim == 3
-                                        else center_crop_multiple(x, patch), patch) for x in train_images])
+    crops = [center_crop_multiple(x, patch) for x in train_images]
+    train = torch.cat([image_to_patches(c[None] if c.ndim == 3 else c, patch) for c in crops])
     if len(train) > max_patches:
         train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_patches]]
     km = KMeans(k, train.shape[1]).fit(train, iters=iters, seed=seed)

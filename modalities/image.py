@@ -19,15 +19,11 @@ from PIL import Image
 from models.quantizer import QuantizerConfig
 from models.vqae import VQAEConfig, VQAutoencoder
 
-from .base import Tokenizer, TokenizerLoadError
-from .fileio import atomic_path
+from .base import Tokenizer, TokenizerLoadError, batched_codes, load_weights, save_weights
 from .io import load_image, pil_to_tensor, tensor_to_rgb
 from .sizing import check_policy, fit_size
 
 __all__ = ["ImageTokenizer", "load_image"]
-
-WEIGHTS = "model.safetensors"
-
 
 class ImageTokenizer(Tokenizer):
     """VQ image tokenizer: ``encode(images) -> LongTensor[B, h, w]``, ``decode(codes) -> float[B, 3, H, W]``.
@@ -112,14 +108,8 @@ class ImageTokenizer(Tokenizer):
     @torch.inference_mode()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Images ``float[B, 3, H, W]`` in [0, 1]; raises on codes outside ``[0, codebook_size)``."""
-        if not isinstance(codes, torch.Tensor) or codes.dtype.is_floating_point:
-            raise ValueError("codes must be an integer tensor")
-        want = 4 if self.num_codebooks > 1 else 3
-        if codes.ndim == want - 1:
-            codes = codes[None]
-        if codes.ndim != want:
-            raise ValueError(f"codes must be [B, h, w{', K' if want == 4 else ''}], got shape {tuple(codes.shape)}")
-        return ((self.model.decode(codes.long().to(self.device)) + 1) / 2).clamp(0, 1)
+        codes = batched_codes(codes, "h, w", self.num_codebooks)
+        return ((self.model.decode(codes.to(self.device)) + 1) / 2).clamp(0, 1)
 
     # ----------------------------------------------------------- save/load
     def settings(self) -> dict[str, Any]:
@@ -127,26 +117,15 @@ class ImageTokenizer(Tokenizer):
                 "downsample": self.downsample, "size_policy": self.size_policy, "size": self.size}
 
     def _save_files(self, directory: Path) -> None:
-        from safetensors.torch import save_model
-
-        with atomic_path(directory / WEIGHTS) as tmp:
-            save_model(self.model, str(tmp))
+        save_weights(self.model, directory)
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> ImageTokenizer:
-        from safetensors.torch import load_model
-
         try:
             model = VQAutoencoder(VQAEConfig(**settings["autoencoder"]), QuantizerConfig(**settings["quantizer"]))
         except (KeyError, TypeError) as e:
             raise TokenizerLoadError(f"{directory}/config.json: bad image tokenizer settings ({e})") from None
-        path = directory / WEIGHTS
-        if not path.is_file():
-            raise TokenizerLoadError(f"{path} is missing")
-        try:
-            load_model(model, str(path))
-        except Exception as e:  # safetensors raises several types for corrupt or mismatched files
-            raise TokenizerLoadError(f"{path} does not match the saved config: {e}") from None
+        load_weights(model, directory)
         return cls(model, settings.get("size_policy", "refuse"), settings.get("size"))
 
     def __repr__(self) -> str:

@@ -134,10 +134,9 @@ class VQTrainer:
         model: the autoencoder.
         cfg: trainer settings.
         out_dir: run directory (checkpoints, metrics, grids, TensorBoard).
-        make_grid: ``(originals, recons) -> float[N, 3, H, W]`` images for the PNG grid;
-            default shows the first ``grid_items`` items (video: their first frames).
         layout: moves the channel axis where the model wants it: ``[B, T, C, H, W] -> [B, C, T, H, W]``
             for video; identity for images.
+        unlayout: the inverse of ``layout``, applied to reconstructions.
     """
 
     def __init__(self, model: VQModel, cfg: TrainerConfig, out_dir: str | Path,

@@ -24,15 +24,13 @@ import torch
 from models.quantizer import QuantizerConfig
 from models.vqae3d import CausalVQAutoencoder, VQAE3DConfig
 
-from .base import Tokenizer, TokenizerLoadError
-from .fileio import atomic_path
+from .base import Tokenizer, TokenizerLoadError, batched_codes, load_weights, save_weights
 from .image import ImageTokenizer
 from .io import load_video, tensor_to_rgb
 from .sizing import check_policy, fit_size
 
 __all__ = ["VideoTokenizer"]
 
-WEIGHTS = "model.safetensors"
 IMAGE_DIR = "image_tokenizer"
 
 
@@ -157,18 +155,12 @@ class VideoTokenizer(Tokenizer):
     @torch.inference_mode()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Videos ``float[B, T, 3, H, W]`` in [0, 1]; raises on codes outside ``[0, codebook_size)``."""
-        if not isinstance(codes, torch.Tensor) or codes.dtype.is_floating_point:
-            raise ValueError("codes must be an integer tensor")
-        want = 5 if self.num_codebooks > 1 else 4
-        if codes.ndim == want - 1:
-            codes = codes[None]
-        if codes.ndim != want:
-            raise ValueError(f"codes must be [B, t, h, w{', K' if want == 5 else ''}], got shape {tuple(codes.shape)}")
+        codes = batched_codes(codes, "t, h, w", self.num_codebooks)
         if self.model is None:
             b, t = codes.shape[:2]
             frames = self.image_tokenizer.decode(codes.flatten(0, 1))
             return frames.reshape(b, t, *frames.shape[1:])
-        video = self.model.decode(codes.long().to(self.device))
+        video = self.model.decode(codes.to(self.device))
         return ((video.transpose(1, 2) + 1) / 2).clamp(0, 1)
 
     # ----------------------------------------------------------- save/load
@@ -182,16 +174,11 @@ class VideoTokenizer(Tokenizer):
     def _save_files(self, directory: Path) -> None:
         if self.model is None:
             self.image_tokenizer.save_pretrained(directory / IMAGE_DIR)
-            return
-        from safetensors.torch import save_model
-
-        with atomic_path(directory / WEIGHTS) as tmp:
-            save_model(self.model, str(tmp))
+        else:
+            save_weights(self.model, directory)
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> VideoTokenizer:
-        from safetensors.torch import load_model
-
         if settings.get("mode") == "per_frame":
             return cls.per_frame(ImageTokenizer.from_pretrained(directory / settings.get("image_tokenizer", IMAGE_DIR)))
         try:
@@ -199,13 +186,7 @@ class VideoTokenizer(Tokenizer):
                                         QuantizerConfig(**settings["quantizer"]))
         except (KeyError, TypeError) as e:
             raise TokenizerLoadError(f"{directory}/config.json: bad video tokenizer settings ({e})") from None
-        path = directory / WEIGHTS
-        if not path.is_file():
-            raise TokenizerLoadError(f"{path} is missing")
-        try:
-            load_model(model, str(path))
-        except Exception as e:  # safetensors raises several types for corrupt or mismatched files
-            raise TokenizerLoadError(f"{path} does not match the saved config: {e}") from None
+        load_weights(model, directory)
         return cls(model, size_policy=settings.get("size_policy", "refuse"), size=settings.get("size"))
 
     def __repr__(self) -> str:

@@ -15,7 +15,7 @@ from ..datasets import ImageCrops, center_crop_multiple, split_by_file
 from ..image import ImageTokenizer
 from ..io import IMAGE_SUFFIXES, list_media, load_image
 from ..samples import data_root, media_folder
-from .vq import encode_throughput, finish, quantizer_config, train_vq
+from .vq import check_crop, encode_throughput, finish, quantizer_config, train_vq
 
 log = logging.getLogger("mmtok")
 
@@ -27,8 +27,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     train_files, val_files = split_by_file(files, cfg.task.val_fraction, folder)
     model = VQAutoencoder(OmegaConf.to_object(cfg.tokenizer.image), quantizer_config(cfg))
     f = model.downsample
-    if cfg.task.crop_size % f:
-        raise ValueError(f"task.crop_size={cfg.task.crop_size} must be a multiple of the downsample factor {f}")
+    check_crop(cfg, f)
     val_items = [center_crop_multiple(load_image(p), f, cfg.task.val_size)[None] for p in val_files]
     log.info("image task: %d training files, %d held out (%s)", len(train_files), len(val_files),
              ", ".join(p.name for p in val_files))

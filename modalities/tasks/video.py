@@ -14,7 +14,7 @@ from ..datasets import VideoClips, center_crop_multiple, split_by_file
 from ..io import VIDEO_SUFFIXES, list_media, load_video
 from ..samples import data_root, media_folder
 from ..video import VideoTokenizer
-from .vq import encode_throughput, finish, quantizer_config, train_vq
+from .vq import check_crop, encode_throughput, finish, quantizer_config, train_vq
 
 log = logging.getLogger("mmtok")
 
@@ -29,8 +29,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for key in ("clip_frames", "val_frames"):
         if not model.valid_frames(cfg.task[key]):
             raise ValueError(f"task.{key}={cfg.task[key]} must be 1 + k * temporal_downsample ({ft})")
-    if cfg.task.crop_size % f:
-        raise ValueError(f"task.crop_size={cfg.task.crop_size} must be a multiple of the downsample factor {f}")
+    check_crop(cfg, f)
     val_items = []
     for p in val_files:
         v = load_video(p, cfg.task.val_frames)

@@ -25,6 +25,13 @@ def quantizer_config(cfg: DictConfig) -> QuantizerConfig:
     return OmegaConf.to_object(cfg.quantizer)
 
 
+def check_crop(cfg: DictConfig, downsample: int) -> None:
+    """Refuses a ``task.crop_size`` that is not a multiple of the model's downsample factor."""
+    if cfg.task.crop_size % downsample:
+        raise ValueError(f"task.crop_size={cfg.task.crop_size} must be a multiple of the downsample factor "
+                         f"{downsample}")
+
+
 def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.utils.data.Dataset,
              val_items: list[torch.Tensor], video: bool = False) -> tuple[VQTrainer, dict[str, Any]]:
     """Runs :class:`VQTrainer` on ``dataset``; returns the trainer and its final validation metrics."""
