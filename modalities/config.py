@@ -8,16 +8,19 @@ line fails at compose time instead of deep inside a run.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 from omegaconf import MISSING
 
+from models.melspec import MelConfig
+from models.melvq import MelVQConfig
 from models.quantizer import QuantizerConfig
 from models.vqae import VQAEConfig
 from models.vqae3d import VQAE3DConfig
 
 from .text import TextTokenizerConfig
 from .trainer import TrainerConfig
+from .waveform import AudioInputConfig
 
 
 @dataclass
@@ -45,6 +48,7 @@ class DataConfig:
         images: folder of images for ``task=image`` (relative to ``root`` or absolute);
             ``None`` means ``root/images`` if it exists, else ``root`` itself.
         videos: folder of videos for ``task=video``, the same way (``root/video``).
+        audio: folder of audio files for the audio tasks, the same way (``root/audio``).
     """
 
     root: Optional[str] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
@@ -52,6 +56,7 @@ class DataConfig:
     text_heldout: list[str] = field(default_factory=lambda: ["text/corpus/heldout.txt"])
     images: Optional[str] = None  # noqa: UP045
     videos: Optional[str] = None  # noqa: UP045
+    audio: Optional[str] = None  # noqa: UP045
 
 
 @dataclass
@@ -100,6 +105,66 @@ class VideoTaskConfig(TaskConfig):
     val_size: int = 128
 
 
+@dataclass
+class AudioTaskConfig(TaskConfig):
+    """``task=audio_spectrogram``: train the spectrogram VQ tokenizer.
+
+    Attributes:
+        batch_size: crops per step.
+        crop_seconds: length of the random training crops (rounded down to whole tokens).
+        val_fraction: share of the files held out for validation (by file name hash).
+        val_seconds: held-out files are cut to at most this long (whole tokens).
+        baseline: also fit residual k-means on raw mel frames at the same bits per second.
+    """
+
+    batch_size: int = 8
+    crop_seconds: float = 2.0
+    val_fraction: float = 0.15
+    val_seconds: float = 4.0
+    baseline: bool = True
+
+
+@dataclass
+class SemanticTaskConfig(TaskConfig):
+    """``task=audio_semantic``: fit k-means units on frame features.
+
+    Attributes:
+        val_fraction: share of the files held out (usage and inertia are also reported on them).
+        kmeans_iters: passes over the frames (mini-batch) or Lloyd iterations (full batch).
+        kmeans_batch_size: mini-batch size; ``None`` runs full-batch Lloyd.
+    """
+
+    val_fraction: float = 0.15
+    kmeans_iters: int = 20
+    kmeans_batch_size: Optional[int] = 4096  # noqa: UP045
+
+
+@dataclass
+class SpectrogramTokenizerConfig:
+    """``tokenizer/audio``: the spectrogram tokenizer (input handling, mel front end, autoencoder)."""
+
+    audio: AudioInputConfig = field(default_factory=AudioInputConfig)
+    mel: MelConfig = field(default_factory=MelConfig)
+    autoencoder: MelVQConfig = field(default_factory=MelVQConfig)
+
+
+@dataclass
+class SemanticTokenizerConfig:
+    """``tokenizer/audio_semantic``: the semantic unit tokenizer.
+
+    Attributes:
+        audio: input handling.
+        features: Hydra config (``_target_``) of the frame feature extractor.
+        k: number of units.
+        dedup: run-length deduplicate units in the mixed stream.
+    """
+
+    audio: AudioInputConfig = field(default_factory=AudioInputConfig)
+    features: Any = field(default_factory=lambda: {"_target_": "modalities.audio_features.MFCCFeatures"})
+    k: int = 500
+    dedup: bool = False
+
+
 def register_configs() -> None:
     """Stores the schemas; call before composing (``train.py`` and the tests do)."""
     from hydra.core.config_store import ConfigStore
@@ -108,6 +173,10 @@ def register_configs() -> None:
     cs.store(group="task", name="task_schema", node=TaskConfig)
     cs.store(group="task", name="image_task_schema", node=ImageTaskConfig)
     cs.store(group="task", name="video_task_schema", node=VideoTaskConfig)
+    cs.store(group="task", name="audio_task_schema", node=AudioTaskConfig)
+    cs.store(group="task", name="semantic_task_schema", node=SemanticTaskConfig)
+    cs.store(group="tokenizer/audio", name="spectrogram_schema", node=SpectrogramTokenizerConfig)
+    cs.store(group="tokenizer/audio_semantic", name="semantic_schema", node=SemanticTokenizerConfig)
     cs.store(group="tokenizer/image", name="image_ae_schema", node=VQAEConfig)
     cs.store(group="tokenizer/video", name="video_ae_schema", node=VQAE3DConfig)
     cs.store(group="quantizer", name="quantizer_schema", node=QuantizerConfig)

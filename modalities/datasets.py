@@ -1,7 +1,7 @@
-"""Training data for the tokenizers: held-out split by file, random image crops, random video clips.
+"""Training data for the tokenizers: held-out split by file, random image crops, video clips, audio crops.
 
-Datasets return float tensors in [0, 1]: images ``[3, H, W]``, clips
-``[T, 3, H, W]``. Their length is virtual (``samples_per_epoch``) so that a
+Datasets return float tensors: images ``[3, H, W]`` and clips ``[T, 3, H, W]``
+in [0, 1], audio crops ``[T]`` in [-1, 1]. Their length is virtual (``samples_per_epoch``) so that a
 handful of files still fills a batch; each item is a fresh random crop.
 """
 
@@ -16,7 +16,7 @@ from torchvision.transforms import v2
 
 from .io import load_image, load_video
 
-__all__ = ["ImageCrops", "VideoClips", "center_crop_multiple", "infinite_batches", "split_by_file"]
+__all__ = ["AudioCrops", "ImageCrops", "VideoClips", "center_crop_multiple", "infinite_batches", "split_by_file"]
 
 
 def split_by_file(files: list[Path], val_fraction: float, root: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -114,3 +114,24 @@ def infinite_batches(dataset: Dataset, batch_size: int, num_workers: int = 0, se
         raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(dataset)} items)")
     while True:
         yield from loader
+
+
+class AudioCrops(Dataset):
+    """Random crops of ``crop`` samples from waveforms ``[T]`` (shorter ones padded with silence): items float[crop]."""
+
+    def __init__(self, waves: list[torch.Tensor], crop: int, samples_per_epoch: int = 1024) -> None:
+        if not waves:
+            raise ValueError("AudioCrops needs at least one waveform")
+        if crop < 1:
+            raise ValueError(f"audio crop must be at least one sample, got {crop}")
+        self.waves, self.crop, self.n = waves, crop, max(samples_per_epoch, len(waves))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, idx: int) -> torch.Tensor:
+        w = self.waves[idx % len(self.waves)]
+        if len(w) <= self.crop:
+            return torch.nn.functional.pad(w, (0, self.crop - len(w)))
+        start = int(torch.randint(len(w) - self.crop + 1, ()))
+        return w[start:start + self.crop]

@@ -1,7 +1,8 @@
-"""Reading media files into tensors: images (PIL), videos (PyAV), and listing media folders.
+"""Reading media files into tensors: images (PIL), videos (PyAV), audio (soundfile), and listing media folders.
 
-Every reader returns float tensors in [0, 1] and turns a missing, unreadable
-or truncated file into an error that names the file.
+Image and video readers return float tensors in [0, 1], the audio reader float
+samples in [-1, 1]; every reader turns a missing, unreadable or truncated file
+into an error that names the file.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_media", "load_image", "load_video", "pil_to_tensor",
-           "tensor_to_rgb"]
+__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_media", "load_audio", "load_image",
+           "load_video", "pil_to_tensor", "tensor_to_rgb"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif")
 
 
 def load_image(path: str | Path) -> torch.Tensor:
@@ -111,3 +113,46 @@ def list_media(folder: str | Path, suffixes: tuple[str, ...], what: str) -> list
     if not files:
         raise FileNotFoundError(f"{what}: no {'/'.join(suffixes)} files under {folder}")
     return files
+
+
+def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
+    """Reads an audio file (wav/flac/ogg, mp3 where libsndfile has it) as ``(float[C, T] in [-1, 1], sample_rate)``.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming the
+    file for one that is unreadable, truncated (a WAV whose data chunk is cut
+    short, a FLAC that loses sync) or holds no samples.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"audio file not found: {path}")
+    try:
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError) as e:
+        raise ValueError(f"cannot read audio {path}: {e}") from None
+    if path.suffix.lower() == ".wav":
+        _check_wav_complete(path)
+    if data.shape[0] == 0:
+        raise ValueError(f"audio file {path} holds no samples (zero length)")
+    return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)
+
+
+def _check_wav_complete(path: Path) -> None:
+    """libsndfile reads a cut-off WAV without complaint; compare the data chunk's declared size with the file."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return  # RF64/W64 and friends: trust libsndfile
+        size = path.stat().st_size
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return
+            n = int.from_bytes(chunk[4:8], "little" if head[:4] == b"RIFF" else "big")
+            if chunk[:4] == b"data":
+                if f.tell() + n > size:
+                    raise ValueError(f"audio file {path} is truncated: its data chunk declares {n} bytes, "
+                                     f"{size - f.tell()} are present")
+                return
+            f.seek(n + (n & 1), 1)

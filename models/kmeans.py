@@ -1,7 +1,10 @@
-"""Batched k-means in torch: k-means++ seeding, Lloyd iterations, empty clusters re-seeded.
+"""k-means in torch (CPU or GPU): k-means++ seeding, then full-batch Lloyd or mini-batch updates.
 
-Used as the classic baseline for image tokenizers (k-means on raw pixel
-patches) and for semantic audio units (k-means on frame features).
+Used as the classic baseline for image and spectrogram tokenizers (k-means on
+raw pixel patches or mel frames) and for semantic audio units (k-means on
+frame features). Empty clusters are re-seeded with the points farthest from
+their centre. Mini-batch updates follow Sculley (2010), "Web-scale k-means
+clustering": each centre moves towards its points with step ``1 / count``.
 """
 
 from __future__ import annotations
@@ -37,20 +40,63 @@ class KMeans(nn.Module):
         return x.float()
 
     @torch.no_grad()
-    def fit(self, x: torch.Tensor, iters: int = 25, seed: int = 0, tol: float = 1e-4) -> KMeans:
-        """Fits the centroids to ``x[N, D]`` (``N >= k``); returns self."""
+    def fit(self, x: torch.Tensor, iters: int = 25, seed: int = 0, tol: float = 1e-4,
+            batch_size: int | None = None) -> KMeans:
+        """Fits the centroids to ``x[N, D]`` (``N >= k``) on ``x``'s device; returns self.
+
+        Args:
+            iters: Lloyd iterations, or with ``batch_size`` passes over the data.
+            seed: seeds k-means++ and the mini-batch order.
+            tol: Lloyd stops when the inertia improves by less than this fraction.
+            batch_size: mini-batch k-means with batches of this many points (``None``: full batch).
+        """
         x = self._check(x)
         if x.shape[0] < self.k:
             raise ValueError(f"k-means with k={self.k} needs at least {self.k} points, got {x.shape[0]}")
         g = torch.Generator(device="cpu").manual_seed(seed)
-        # k-means++ seeding: each new centre drawn with probability proportional to squared distance.
-        c = x[torch.randint(x.shape[0], (1,), generator=g)]
+        c = self._seed(x, g)
+        if batch_size is not None and batch_size < x.shape[0]:
+            c = self._minibatch(x, c, iters, batch_size, g)
+        else:
+            c = self._lloyd(x, c, iters, tol)
+        self.centroids.copy_(c)
+        return self
+
+    def _seed(self, x: torch.Tensor, g: torch.Generator, max_points: int = 65536) -> torch.Tensor:
+        """k-means++: each new centre drawn with probability proportional to squared distance (on a sample)."""
+        if x.shape[0] > max_points:
+            x = x[torch.randperm(x.shape[0], generator=g)[:max_points].to(x.device)]
+        c = x[torch.randint(x.shape[0], (1,), generator=g).to(x.device)]
         d = _sq_dists(x, c).squeeze(1)
         for _ in range(1, self.k):
             p = d / d.sum() if d.sum() > 0 else torch.full_like(d, 1.0 / len(d))
             nxt = x[torch.multinomial(p.cpu(), 1, generator=g).to(x.device)]
             c = torch.cat([c, nxt])
             d = torch.minimum(d, _sq_dists(x, nxt).squeeze(1))
+        return c
+
+    def _minibatch(self, x: torch.Tensor, c: torch.Tensor, epochs: int, batch_size: int,
+                   g: torch.Generator) -> torch.Tensor:
+        counts = torch.zeros(self.k, device=x.device)
+        for _ in range(epochs):
+            hit = torch.zeros(self.k, dtype=torch.bool, device=x.device)
+            for idx in torch.randperm(x.shape[0], generator=g).to(x.device).split(batch_size):
+                xb = x[idx]
+                mind, assign = _sq_dists(xb, c).min(1)
+                n = torch.bincount(assign, minlength=self.k).float()
+                sums = torch.zeros_like(c).index_add_(0, assign, xb)
+                counts += n
+                hit |= n > 0
+                step = (n / counts.clamp_min(1))[:, None]  # per-centre learning rate 1 / count
+                c = c + step * (sums / n.clamp_min(1)[:, None] - c)
+            dead = ~hit
+            if dead.any():  # re-seed centres no point chose during a whole pass
+                mind, _ = _sq_dists(x, c).min(1)
+                c[dead] = x[mind.topk(int(dead.sum())).indices]
+                counts[dead] = 0
+        return c
+
+    def _lloyd(self, x: torch.Tensor, c: torch.Tensor, iters: int, tol: float) -> torch.Tensor:
         prev = float("inf")
         for _ in range(iters):
             dist = _sq_dists(x, c)
@@ -65,8 +111,12 @@ class KMeans(nn.Module):
             if prev - inertia <= tol * prev:
                 break
             prev = inertia
-        self.centroids.copy_(c)
-        return self
+        return c
+
+    @torch.no_grad()
+    def inertia(self, x: torch.Tensor) -> float:
+        """Mean squared distance of the rows of ``x[N, D]`` to their nearest centroid."""
+        return float(_sq_dists(self._check(x), self.centroids).min(1).values.mean())
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:

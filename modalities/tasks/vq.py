@@ -1,4 +1,4 @@
-"""What the image and video tasks share: building the model from the config, training, saving, reporting."""
+"""What the VQ tasks (image, video, audio spectrogram) share: building the model from the config, training, saving, reporting."""
 
 from __future__ import annotations
 
@@ -33,10 +33,13 @@ def check_crop(cfg: DictConfig, downsample: int) -> None:
 
 
 def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.utils.data.Dataset,
-             val_items: list[torch.Tensor], video: bool = False) -> tuple[VQTrainer, dict[str, Any]]:
-    """Runs :class:`VQTrainer` on ``dataset``; returns the trainer and its final validation metrics."""
-    to_model = (lambda x: x.transpose(1, 2)) if video else (lambda x: x)
-    trainer = VQTrainer(model, OmegaConf.to_object(cfg.trainer), out_dir, layout=to_model, unlayout=to_model)
+             val_items: list[torch.Tensor], video: bool = False,
+             trainer: VQTrainer | None = None) -> tuple[VQTrainer, dict[str, Any]]:
+    """Runs ``trainer`` (by default a :class:`VQTrainer` for ``model``) on ``dataset``; returns the trainer and
+    its final validation metrics."""
+    if trainer is None:
+        to_model = (lambda x: x.transpose(1, 2)) if video else (lambda x: x)
+        trainer = VQTrainer(model, OmegaConf.to_object(cfg.trainer), out_dir, layout=to_model, unlayout=to_model)
     batches = infinite_batches(dataset, cfg.task.batch_size, trainer.cfg.num_workers, cfg.seed)
     t0 = time.perf_counter()
     result = trainer.fit(batches, val_items, show_progress=cfg.show_progress)
@@ -44,15 +47,15 @@ def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.util
 
 
 @torch.inference_mode()
-def encode_throughput(tok: Tokenizer, batch: torch.Tensor, repeat: int = 3) -> float:
-    """Items per second of ``tok.encode`` on ``batch`` (best of ``repeat`` after a warm-up)."""
-    tok.encode(batch)
+def encode_throughput(tok: Tokenizer, batch: torch.Tensor, repeat: int = 3, **kwargs: Any) -> float:
+    """Items per second of ``tok.encode(batch, **kwargs)`` (best of ``repeat`` after a warm-up)."""
+    tok.encode(batch, **kwargs)
     best = float("inf")
     for _ in range(repeat):
         if tok.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        tok.encode(batch)
+        tok.encode(batch, **kwargs)
         if tok.device.type == "cuda":
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t0)

@@ -1,0 +1,78 @@
+"""Task ``audio_spectrogram``: train the spectrogram VQ tokenizer on a folder of speech; compare with k-means on mels."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ..audio import SpectrogramTokenizer
+from ..audio_eval import spectrogram_metrics
+from ..audio_trainer import SpectrogramTrainer
+from ..baselines import kmeans_mel_baseline
+from ..datasets import AudioCrops, split_by_file
+from ..io import AUDIO_SUFFIXES, list_media
+from ..samples import data_root, media_folder
+from ..waveform import AudioInputConfig, prepare_audio
+from .vq import encode_throughput, finish, quantizer_config, train_vq
+
+log = logging.getLogger("mmtok")
+
+
+def audio_files(cfg: DictConfig) -> tuple[Path, list[Path], list[Path]]:
+    """The audio folder and its training and held-out files (split by file name hash)."""
+    folder = media_folder(data_root(cfg.data.root), cfg.data.audio, "audio")
+    files = list_media(folder, AUDIO_SUFFIXES, "data.audio")
+    return folder, *split_by_file(files, cfg.task.val_fraction, folder)
+
+
+def load_waves(files: list[Path], audio: AudioInputConfig) -> list[torch.Tensor]:
+    """Mono waveforms ``[T]`` at ``audio.sample_rate``, one per file."""
+    return [prepare_audio(p, audio)[0].mean(0) for p in files]
+
+
+def whole_tokens(seconds: float, sample_rate: int, samples_per_token: int, what: str) -> int:
+    n = int(seconds * sample_rate) // samples_per_token * samples_per_token
+    if n == 0:
+        raise ValueError(f"{what}={seconds} s is shorter than one token ({samples_per_token / sample_rate:g} s)")
+    return n
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Trains, validates and saves to ``out_dir/tokenizer/audio``; returns the final metrics."""
+    folder, train_files, val_files = audio_files(cfg)
+    tcfg = OmegaConf.to_object(cfg.tokenizer.audio)
+    tok = SpectrogramTokenizer.from_configs(tcfg.autoencoder, quantizer_config(cfg), tcfg.mel, tcfg.audio)
+    sr, n = tok.sample_rate, tok.samples_per_token
+    crop = whole_tokens(cfg.task.crop_seconds, sr, n, "task.crop_seconds")
+    val_len = whole_tokens(cfg.task.val_seconds, sr, n, "task.val_seconds")
+    train_waves = load_waves(train_files, tcfg.audio)
+    val_waves = [w[: min(len(w) // n * n, val_len)][None] for w in load_waves(val_files, tcfg.audio)]
+    if any(w.shape[-1] == 0 for w in val_waves):
+        raise ValueError(f"a held-out file in {folder} is shorter than one token ({n} samples)")
+    log.info("audio_spectrogram task: %d training files, %d held out (%s); %g tokens/s, %g bits/s",
+             len(train_files), len(val_files), ", ".join(p.name for p in val_files), tok.frame_rate,
+             tok.bits_per_second)
+    trainer = SpectrogramTrainer(tok.model, OmegaConf.to_object(cfg.trainer), out_dir, tok.frontend)
+    trainer, result = train_vq(cfg, out_dir, tok.model, AudioCrops(train_waves, crop), val_waves, trainer=trainer)
+    tok = SpectrogramTokenizer(trainer.export_model, tcfg.mel, tcfg.audio)
+    q = tok.model.quantizer
+    metrics = {"task": "audio_spectrogram", "quantizer": q.cfg.kind, "codebook_size": q.codebook_size,
+               "num_codebooks": q.num_codebooks, "tokens_per_second": tok.frame_rate,
+               "bits_per_second": tok.bits_per_second, "train_files": len(train_files),
+               "val_files": len(val_files), **result}
+    frontend = tok.frontend.cpu()
+    ceiling = [spectrogram_metrics(frontend, w, frontend(w), seed=i)[0] for i, w in enumerate(val_waves)]
+    for key in ("si_sdr", "resynth_mel_l1_db"):
+        metrics[f"griffin_lim_ceiling_{key}"] = sum(r[key] for r in ceiling) / len(ceiling)
+    if cfg.task.baseline:
+        metrics |= kmeans_mel_baseline(frontend, train_waves, val_waves, tok.downsample, q.codebook_size,
+                                       q.num_codebooks, seed=cfg.seed)
+    tok.to(trainer.device)
+    batch = val_waves[0].expand(4, -1)
+    per_s = encode_throughput(tok, batch, sample_rate=sr)
+    metrics["encode_realtime_factor"] = round(per_s * batch.shape[-1] / sr, 1)
+    return finish(out_dir, tok, metrics)
