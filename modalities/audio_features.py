@@ -15,6 +15,7 @@ plugs in. Two come with mmtok:
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -77,11 +78,13 @@ class HubertFeatures(nn.Module):
         checkpoint: path to a state dict for ``torchaudio.models.<arch>()`` (``.safetensors``, or a
             ``.pt``/``.pth`` read with ``weights_only=True``).
         layer: transformer layer whose output is the feature (1-based; 6 is common for HuBERT base units).
-        arch: a torchaudio model builder, ``hubert_base`` by default.
+        arch: a torchaudio model builder, ``hubert_base`` by default (``wav2vec2_model`` builds any shape).
         sample_rate: the model's rate (16 kHz for the torchaudio builders).
+        arch_kwargs: keyword arguments of the builder.
     """
 
-    def __init__(self, checkpoint: str, layer: int = 6, arch: str = "hubert_base", sample_rate: int = 16000) -> None:
+    def __init__(self, checkpoint: str, layer: int = 6, arch: str = "hubert_base", sample_rate: int = 16000,
+                 arch_kwargs: dict | None = None) -> None:
         super().__init__()
         import torchaudio.models as AM
 
@@ -91,7 +94,8 @@ class HubertFeatures(nn.Module):
         builder = getattr(AM, arch, None)
         if builder is None:
             raise ValueError(f"torchaudio.models has no builder {arch!r}")
-        self.model = builder().eval()
+        arch_kwargs = dict(arch_kwargs or {})
+        self.model = builder(**arch_kwargs).eval()
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -105,7 +109,9 @@ class HubertFeatures(nn.Module):
         n_layers = len(self.model.encoder.transformer.layers)
         if not 1 <= layer <= n_layers:
             raise ValueError(f"layer must be in [1, {n_layers}], got {layer}")
-        self.layer, self.sample_rate, self.hop_length = layer, sample_rate, 320
+        convs = arch_kwargs.get("extractor_conv_layer_config") or [(0, 0, 5)] + [(0, 0, 2)] * 6
+        self.layer, self.sample_rate = layer, sample_rate
+        self.hop_length = math.prod(int(c[2]) for c in convs)  # 320 for the standard front end
         self.dim = self.model.encoder.transformer.layers[layer - 1].final_layer_norm.normalized_shape[0]
 
     @torch.no_grad()

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .quantizer import check_range
+
 __all__ = ["KMeans"]
 
 
@@ -125,6 +127,5 @@ class KMeans(nn.Module):
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """Centroids ``[..., D]`` for ids ``long[...]``; raises on ids out of range."""
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.k):
-            raise ValueError(f"k-means ids must be in [0, {self.k}), got [{int(ids.min())}, {int(ids.max())}]")
+        check_range(ids, self.k, "k-means id")
         return self.centroids[ids]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "code_histogram", "usage_and_perplexity"]
+__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "usage_and_perplexity"]
 
 QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
 
@@ -35,6 +35,9 @@ class QuantizerConfig:
         threshold_ema_dead_code: re-seed codes whose EMA usage falls below this (0 = off).
         commitment_weight: weight of the commitment loss (vq/rvq; lfq's commitment too).
         entropy_loss_weight: weight of LFQ's entropy loss.
+        fsq_noise_dropout: FSQ only: share of latents left unquantised (with uniform noise) during
+            training, which spreads them over more codes (the library's ``noise_dropout``).
+        fsq_preserve_symmetry: FSQ only: levels symmetric around zero (the library's ``preserve_symmetry``).
     """
 
     kind: str = "vq"
@@ -47,6 +50,8 @@ class QuantizerConfig:
     threshold_ema_dead_code: float = 2.0
     commitment_weight: float = 0.25
     entropy_loss_weight: float = 0.1
+    fsq_noise_dropout: float = 0.0
+    fsq_preserve_symmetry: bool = False
 
 
 @dataclass
@@ -85,7 +90,13 @@ class Quantizer(nn.Module):
         elif cfg.kind == "fsq":
             if not cfg.levels or any(int(v) < 2 for v in cfg.levels):
                 raise ValueError(f"fsq levels must be a non-empty list of ints >= 2, got {list(cfg.levels)}")
-            self.q = FSQ(levels=[int(v) for v in cfg.levels], dim=dim)
+            if 2 in [int(v) for v in cfg.levels] and not cfg.fsq_preserve_symmetry:
+                raise ValueError(f"fsq levels {list(cfg.levels)} contain a 2, which needs fsq_preserve_symmetry=true "
+                                 "(or use levels of 3 and more)")
+            if cfg.fsq_noise_dropout and not cfg.fsq_preserve_symmetry:
+                raise ValueError("fsq_noise_dropout needs fsq_preserve_symmetry=true")
+            self.q = FSQ(levels=[int(v) for v in cfg.levels], dim=dim, noise_dropout=cfg.fsq_noise_dropout,
+                         preserve_symmetry=cfg.fsq_preserve_symmetry)
         elif cfg.kind == "lfq":
             if cfg.codebook_size < 2 or cfg.codebook_size & (cfg.codebook_size - 1):
                 raise ValueError(f"lfq codebook_size must be a power of two, got {cfg.codebook_size}")
@@ -127,16 +138,21 @@ class Quantizer(nn.Module):
         spatial = codes.shape[1:-1] if self.cfg.kind == "rvq" else codes.shape[1:]
         if self.cfg.kind == "rvq" and codes.shape[-1] != k:
             raise ValueError(f"rvq codes must end with {k} codebooks, got shape {tuple(codes.shape)}")
-        bad = (codes < 0) | (codes >= self.codebook_size)
-        if bad.any():
-            pos = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"code {int(codes[pos])} at position {pos} is out of range [0, {self.codebook_size})")
+        check_range(codes, self.codebook_size)
         flat = codes.reshape(codes.shape[0], -1, k) if self.cfg.kind == "rvq" else codes.reshape(codes.shape[0], -1)
         if self.cfg.kind in ("vq", "rvq"):
             vec = self.q.get_output_from_indices(flat)
         else:
             vec = self.q.indices_to_codes(flat)
         return vec.transpose(1, 2).reshape(codes.shape[0], self.dim, *spatial)
+
+
+def check_range(codes: torch.Tensor, size: int, what: str = "code") -> None:
+    """Raises ``ValueError`` naming the first entry of ``codes`` outside ``[0, size)`` and its position."""
+    bad = (codes < 0) | (codes >= size)
+    if bad.any():
+        pos = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"{what} {int(codes[pos])} at position {pos} is out of range [0, {size})")
 
 
 def code_histogram(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:

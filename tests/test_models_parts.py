@@ -38,7 +38,7 @@ def test_kmeans_recovers_separated_clusters():
         KMeans(5, 2).fit(x[:4])
     with pytest.raises(ValueError, match="expects \\[N, 2\\] features, got shape \\(3,\\)"):
         km.predict(torch.zeros(3))
-    with pytest.raises(ValueError, match="ids must be in \\[0, 4\\)"):
+    with pytest.raises(ValueError, match="k-means id 4 at position \\(0,\\) is out of range \\[0, 4\\)"):
         km.decode(torch.tensor([4]))
 
 
