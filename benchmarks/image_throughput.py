@@ -14,11 +14,10 @@ import argparse
 import contextlib
 import json
 import platform
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import best_of
 
 from modalities import ImageTokenizer
 from modalities.baselines import image_to_patches
@@ -33,20 +32,6 @@ QUANTIZERS = {"vq": QuantizerConfig(kind="vq", codebook_size=1024), "fsq": Quant
               "lfq": QuantizerConfig(kind="lfq", codebook_size=1024)}
 
 
-def _best_of(fn: Callable[[], object], repeat: int, cuda: bool) -> float:
-    fn()  # warm-up (and k-means init of vq)
-    best = float("inf")
-    for _ in range(repeat):
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def run(kinds: list[str], batch: int = 16, size: int = 256, repeat: int = 3, device: str = "cpu") -> dict:
     files = sorted((samples_root() / "images").glob("*.png"))
     imgs = torch.stack([center_crop_multiple(load_image(files[i % len(files)]), 8, size) for i in range(batch)])
@@ -59,11 +44,11 @@ def run(kinds: list[str], batch: int = 16, size: int = 256, repeat: int = 3, dev
         tok = ImageTokenizer.from_configs(VQAEConfig(), QUANTIZERS[kind]).to(device)
         with amp:
             codes = tok.encode(imgs)
-            t_enc = _best_of(lambda tok=tok: tok.encode(imgs), repeat, cuda)
-            t_dec = _best_of(lambda tok=tok, codes=codes: tok.decode(codes), repeat, cuda)
+            t_enc = best_of(lambda tok=tok: tok.encode(imgs), repeat, cuda)
+            t_dec = best_of(lambda tok=tok, codes=codes: tok.decode(codes), repeat, cuda)
         km = KMeans(tok.codebook_size, 3 * 64).to(device)
         km.centroids.copy_(torch.rand_like(km.centroids))
-        t_km = _best_of(lambda km=km: km.predict(image_to_patches(imgs, 8)), repeat, cuda)
+        t_km = best_of(lambda km=km: km.predict(image_to_patches(imgs, 8)), repeat, cuda)
         rows.append({"quantizer": kind, "codebook_size": tok.codebook_size, "encode_img_s": batch / t_enc,
                      "decode_img_s": batch / t_dec, "kmeans_encode_img_s": batch / t_km,
                      "encode_ratio_vs_kmeans": t_km / t_enc})

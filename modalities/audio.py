@@ -21,7 +21,7 @@ from models.melspec import LogMel, MelConfig
 from models.melvq import MelVQAutoencoder, MelVQConfig
 from models.quantizer import QuantizerConfig
 
-from .base import Tokenizer, TokenizerLoadError, batched_codes, load_weights, save_weights
+from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
 from .waveform import AudioInputConfig, prepare_audio
 
 __all__ = ["SpectrogramTokenizer", "audio_codes", "model_codes"]
@@ -43,7 +43,7 @@ def model_codes(codes: Any, num_codebooks: int) -> torch.Tensor:
     return codes[:, 0] if num_codebooks == 1 else codes.transpose(1, 2)
 
 
-class SpectrogramTokenizer(Tokenizer):
+class SpectrogramTokenizer(VQTokenizer):
     """Spectrogram tokens: ``encode(audio) -> LongTensor[B, K, T']``, ``decode(codes) -> float[B, T]``.
 
     ``K`` is 1 except with residual VQ. Inputs: see :func:`modalities.waveform.prepare_audio`;
@@ -71,19 +71,6 @@ class SpectrogramTokenizer(Tokenizer):
 
     # ------------------------------------------------------------ geometry
     @property
-    def codebook_size(self) -> int:
-        return self.model.quantizer.codebook_size
-
-    @property
-    def num_codebooks(self) -> int:
-        return self.model.quantizer.num_codebooks
-
-    @property
-    def downsample(self) -> int:
-        """Time (and mel) downsample factor of the autoencoder."""
-        return self.model.downsample
-
-    @property
     def sample_rate(self) -> int:
         return self.frontend.cfg.sample_rate
 
@@ -104,12 +91,8 @@ class SpectrogramTokenizer(Tokenizer):
     def bits_per_second(self) -> float:
         return self.frame_rate * self.model.quantizer.bits_per_code
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
     def to(self, device: torch.device | str) -> SpectrogramTokenizer:
-        self.model.to(device)
+        super().to(device)
         self.frontend.to(device)
         return self
 

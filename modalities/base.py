@@ -51,6 +51,21 @@ class Tokenizer(ABC):
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> Tokenizer:
         """Rebuilds the tokenizer from its folder and saved settings."""
 
+    def register(self, registry: Any, name: str | None = None) -> Any:
+        """Adds this tokenizer's range to a :class:`~modalities.registry.VocabRegistry` as ``name``
+        (default: its kind) and returns the :class:`~modalities.registry.Modality`; if ``name`` is
+        already there it must have this tokenizer's size and kind, else ``RegistryError``."""
+        from .registry import RegistryError
+
+        name = name or self.kind
+        if name in registry:
+            m = registry.modality(name)
+            if (m.size, m.kind) != (self.codebook_size, self.kind):
+                raise RegistryError(f"modality {name!r} has {m.size} ids of kind {m.kind} in the registry, "
+                                    f"this {type(self).__name__} needs {self.codebook_size} of kind {self.kind}")
+            return m
+        return registry.add_modality(name, self.codebook_size, kind=self.kind)
+
     def save_pretrained(self, directory: str | Path) -> Path:
         """Writes ``config.json`` and the data files into ``directory`` (created if needed)."""
         directory = Path(directory)
@@ -69,6 +84,37 @@ class Tokenizer(ABC):
         if cfg.get("class") != cls.__name__:
             raise TokenizerLoadError(f"{directory} holds a {cfg.get('class')!r}, not a {cls.__name__}")
         return cls._load_files(directory, cfg.get("settings", {}))
+
+
+class VQTokenizer(Tokenizer):
+    """A tokenizer around a VQ autoencoder: codebook size, codebooks, downsample and device come from it."""
+
+    @property
+    def vq_model(self) -> Any:
+        """The :class:`models.vqae.VQModel` that encodes and decodes."""
+        return self.model
+
+    @property
+    def codebook_size(self) -> int:
+        return self.vq_model.quantizer.codebook_size
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.vq_model.quantizer.num_codebooks
+
+    @property
+    def downsample(self) -> int:
+        """Spatial (for spectrograms: time and mel) downsample factor."""
+        return self.vq_model.downsample
+
+    @property
+    def device(self) -> Any:
+        return next(self.vq_model.parameters()).device
+
+    def to(self, device: Any) -> VQTokenizer:
+        """Moves the model to ``device``; returns self."""
+        self.vq_model.to(device)
+        return self
 
 
 def read_config(directory: Path) -> dict[str, Any]:

@@ -19,13 +19,13 @@ from PIL import Image
 from models.quantizer import QuantizerConfig
 from models.vqae import VQAEConfig, VQAutoencoder
 
-from .base import Tokenizer, TokenizerLoadError, batched_codes, load_weights, save_weights
+from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
 from .io import load_image, pil_to_tensor, tensor_to_rgb
 from .sizing import check_policy, fit_size
 
 __all__ = ["ImageTokenizer", "load_image"]
 
-class ImageTokenizer(Tokenizer):
+class ImageTokenizer(VQTokenizer):
     """VQ image tokenizer: ``encode(images) -> LongTensor[B, h, w]``, ``decode(codes) -> float[B, 3, H, W]``.
 
     Residual VQ gives ``[B, h, w, K]`` codes. ``h = H / downsample``.
@@ -45,27 +45,6 @@ class ImageTokenizer(Tokenizer):
                      size: int | None = None) -> ImageTokenizer:
         """A new, untrained tokenizer (``size_policy``: see :mod:`modalities.sizing`)."""
         return cls(VQAutoencoder(ae, quantizer), size_policy, size)
-
-    # ------------------------------------------------------------ geometry
-    @property
-    def codebook_size(self) -> int:
-        return self.model.quantizer.codebook_size
-
-    @property
-    def num_codebooks(self) -> int:
-        return self.model.quantizer.num_codebooks
-
-    @property
-    def downsample(self) -> int:
-        return self.model.downsample
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def to(self, device: torch.device | str) -> ImageTokenizer:
-        self.model.to(device)
-        return self
 
     # -------------------------------------------------------------- inputs
     def to_batch(self, images: Any) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from models.quantizer import QuantizerConfig
 from models.vqae3d import CausalVQAutoencoder, VQAE3DConfig
 
-from .base import Tokenizer, TokenizerLoadError, batched_codes, load_weights, save_weights
+from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
 from .image import ImageTokenizer
 from .io import load_video, tensor_to_rgb
 from .sizing import check_policy, fit_size
@@ -34,7 +34,7 @@ __all__ = ["VideoTokenizer"]
 IMAGE_DIR = "image_tokenizer"
 
 
-class VideoTokenizer(Tokenizer):
+class VideoTokenizer(VQTokenizer):
     """VQ video tokenizer: ``encode(video[B, T, 3, H, W] | path) -> LongTensor[B, t, h, w]``, ``decode`` back.
 
     Residual VQ gives ``[B, t, h, w, K]`` codes. ``h = H / downsample``,
@@ -72,32 +72,12 @@ class VideoTokenizer(Tokenizer):
         return "causal" if self.model is not None else "per_frame"
 
     @property
-    def _quantizer(self):
-        return (self.model or self.image_tokenizer.model).quantizer
-
-    @property
-    def codebook_size(self) -> int:
-        return self._quantizer.codebook_size
-
-    @property
-    def num_codebooks(self) -> int:
-        return self._quantizer.num_codebooks
-
-    @property
-    def downsample(self) -> int:
-        return self.model.downsample if self.model is not None else self.image_tokenizer.downsample
+    def vq_model(self):
+        return self.model if self.model is not None else self.image_tokenizer.model
 
     @property
     def temporal_downsample(self) -> int:
         return self.model.temporal_downsample if self.model is not None else 1
-
-    @property
-    def device(self) -> torch.device:
-        return next((self.model or self.image_tokenizer.model).parameters()).device
-
-    def to(self, device: torch.device | str) -> VideoTokenizer:
-        (self.model or self.image_tokenizer.model).to(device)
-        return self
 
     def valid_frames(self, t: int) -> bool:
         """Whether ``t`` frames is ``1 + k * temporal_downsample``."""

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from modalities import Segment, TokenizerLoadError, VocabRegistry, pack, unpack
+from modalities import RegistryError, Segment, TokenizerLoadError, VocabRegistry, pack, unpack
 from modalities.audio import SpectrogramTokenizer
 from modalities.semantic import SemanticAudioTokenizer, run_length_dedup
 from models.kmeans import KMeans
@@ -130,8 +130,10 @@ def test_decode_refuses_bad_codes(spec):
 def _registry(spec, semantic) -> VocabRegistry:
     reg = VocabRegistry()
     reg.add_modality("text", 100)
-    reg.add_modality("audio", spec.codebook_size)
-    reg.add_modality("audio_semantic", semantic.codebook_size, kind="audio")
+    assert spec.register(reg).size == 32 and spec.register(reg) == reg.modality("audio")  # idempotent
+    semantic.register(reg, "audio_semantic")
+    with pytest.raises(RegistryError, match="'audio' has 32 ids"):
+        semantic.register(reg, "audio")
     return reg
 
 

@@ -29,3 +29,14 @@ def test_image_throughput_script(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["quantizer"] == "fsq" and row["codebook_size"] == 1000
     assert row["encode_img_s"] > 0 and row["decode_img_s"] > 0 and row["kmeans_encode_img_s"] > 0
+
+
+def test_audio_throughput_script(tmp_path):
+    out = tmp_path / "audio.json"
+    proc = subprocess.run([sys.executable, "benchmarks/audio_throughput.py", "--batch", "2", "--seconds", "1",
+                           "--k", "20", "--repeat", "1", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    assert res["tokens_per_second"] == 25 and res["bits_per_second"] == 400 and len(res["rows"]) == 6
+    assert all(r["rtf"] > 0 for r in res["rows"]) and res["encode_ratio_vs_kmeans"] > 0
