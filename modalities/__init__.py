@@ -29,6 +29,9 @@ _EXPORTS = {
     "TextTokenizer": "text",
     "ImageTokenizer": "image",
     "VideoTokenizer": "video",
+    "SpectrogramTokenizer": "audio",
+    "SemanticAudioTokenizer": "semantic",
+    "MultimodalTokenizer": "multimodal",
     "TokenizerLoadError": "base",
 }
 
