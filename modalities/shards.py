@@ -1,0 +1,150 @@
+"""Sharded token files: pre-tokenised documents as flat id arrays with document offsets.
+
+A shard ``shard_NNNNN`` is three files written to temporary names and renamed
+when complete, the JSON last: ``.bin`` (the ids of its documents back to back,
+``uint16`` when the vocabulary fits, else ``uint32``), ``.idx.npy`` (int64
+offsets, ``len = documents + 1``) and ``.json`` (counts). A shard counts as
+done only when its ``.json`` exists, so a killed run restarted with the same
+command redoes only the unfinished shards and never truncates or duplicates a
+finished one. Shard ``i`` holds documents ``[i * shard_docs, (i + 1) * shard_docs)``
+of the input order and belongs to rank ``i % world_size``, so ``torchrun``
+ranks split the work without talking to each other. A document whose media
+cannot be read is skipped with a warning naming the file, and listed in its
+shard's ``skipped``. ``manifest.json`` sums the shards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import __version__
+from .fileio import atomic_path, atomic_write_text
+from .multimodal import MultimodalTokenizer
+
+__all__ = ["ShardReader", "pretokenize"]
+
+log = logging.getLogger("mmtok")
+MANIFEST = "manifest.json"
+
+
+def _dtype(vocab_size: int) -> np.dtype:
+    return np.dtype(np.uint16) if vocab_size <= np.iinfo(np.uint16).max + 1 else np.dtype(np.uint32)
+
+
+def _media_files(doc: Sequence[Any]) -> list[str]:
+    return [str(p.data) for p in doc if isinstance(getattr(p, "data", None), (str, Path))]
+
+
+def write_shard(out_dir: Path, index: int, docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer,
+                bar: Any = None) -> dict[str, Any]:
+    """Encodes ``docs`` and writes shard ``index``; returns its counts (also in its ``.json``)."""
+    reg = tok.registry
+    names = {m.index: m.name for m in reg.modalities} | {0: "special"}
+    ids, offsets, counts, skipped = [], [0], {n: 0 for n in names.values()}, []
+    for doc in docs:
+        try:
+            seq = tok.encode(doc, bos=True, eos=True)
+        except (ValueError, FileNotFoundError, OSError) as e:
+            log.warning("skipping a document (%s): %s", ", ".join(_media_files(doc)) or "no files", e)
+            skipped.append({"files": _media_files(doc), "error": str(e)})
+        else:
+            ids.append(seq.ids.numpy())
+            offsets.append(offsets[-1] + len(seq))
+            for idx, n in zip(*np.unique(seq.modality.numpy(), return_counts=True), strict=True):
+                counts[names[int(idx)]] += int(n)
+        if bar is not None:
+            bar.update(1)
+    stem = out_dir / f"shard_{index:05d}"
+    flat = np.concatenate(ids) if ids else np.zeros(0)
+    with atomic_path(stem.with_suffix(".bin")) as tmp:
+        flat.astype(_dtype(reg.vocab_size)).tofile(tmp)
+    with atomic_path(stem.with_suffix(".idx.npy")) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(offsets, dtype=np.int64))
+    meta = {"shard": index, "documents": len(offsets) - 1, "tokens": int(offsets[-1]),
+            "tokens_per_modality": counts, "skipped": skipped}
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def pretokenize(docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer, out_dir: str | Path, shard_docs: int = 256,
+                rank: int = 0, world_size: int = 1, show_progress: bool = True) -> dict[str, Any]:
+    """Writes this rank's missing shards of ``docs`` into ``out_dir``; rank 0 writes ``manifest.json`` when every
+    shard is present. Returns the manifest (or, on other ranks or while shards are missing, this rank's summary)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if shard_docs < 1:
+        raise ValueError(f"shard_docs must be at least 1, got {shard_docs}")
+    n_shards = -(-len(docs) // shard_docs)
+    mine = [i for i in range(n_shards) if i % world_size == rank]
+    todo = [i for i in mine if not (out_dir / f"shard_{i:05d}.json").is_file()]
+    log.info("pre-tokenising %d documents into %d shards (rank %d/%d: %d to do, %d already done)", len(docs),
+             n_shards, rank, world_size, len(todo), len(mine) - len(todo))
+    t0 = time.perf_counter()
+    total = sum(len(docs[i * shard_docs:(i + 1) * shard_docs]) for i in todo)
+    tokens = 0
+    with tqdm(total=total, disable=not show_progress, desc="tokenize", unit="doc") as bar:
+        for i in todo:
+            tokens += write_shard(out_dir, i, docs[i * shard_docs:(i + 1) * shard_docs], tok, bar)["tokens"]
+    seconds = time.perf_counter() - t0
+    summary = {"rank": rank, "shards_written": len(todo), "tokens_written": tokens,
+               "tokens_per_s": tokens / seconds if seconds > 0 else 0.0}
+    shards = [out_dir / f"shard_{i:05d}.json" for i in range(n_shards)]
+    if rank != 0 or not all(p.is_file() for p in shards):
+        return summary
+    metas = [json.loads(p.read_text()) for p in shards]
+    counts: dict[str, int] = {}
+    for m in metas:
+        for k, v in m["tokens_per_modality"].items():
+            counts[k] = counts.get(k, 0) + v
+    manifest = {"mmtok_version": __version__, "registry_fingerprint": tok.registry.fingerprint,
+                "vocab_size": tok.registry.vocab_size, "dtype": _dtype(tok.registry.vocab_size).name,
+                "tokenizers": {n: {"class": type(t).__name__, "codebook_size": t.codebook_size}
+                               for n, t in tok.tokenizers.items()},
+                "documents": sum(m["documents"] for m in metas), "tokens": sum(m["tokens"] for m in metas),
+                "tokens_per_modality": counts, "skipped": sum(len(m["skipped"]) for m in metas),
+                "shards": metas}
+    tok.registry.save(out_dir / "registry.json")
+    atomic_write_text(out_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    return manifest | summary
+
+
+class ShardReader:
+    """Reads a pre-tokenised folder: ``len(reader)`` documents, ``reader[i]`` ids (numpy memmap slices)."""
+
+    def __init__(self, directory: str | Path, fingerprint: str | None = None) -> None:
+        self.directory = Path(directory)
+        path = self.directory / MANIFEST
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing: not a finished pre-tokenised folder")
+        self.manifest = json.loads(path.read_text())
+        if fingerprint is not None and fingerprint != self.manifest["registry_fingerprint"]:
+            raise ValueError(f"{self.directory} was tokenised with vocabulary {self.manifest['registry_fingerprint']}, "
+                             f"not {fingerprint}")
+        dtype = np.dtype(self.manifest["dtype"])
+        self.ids, self.offsets = [], []
+        for m in self.manifest["shards"]:
+            stem = self.directory / f"shard_{m['shard']:05d}"
+            size = stem.with_suffix(".bin").stat().st_size // dtype.itemsize
+            self.ids.append(np.memmap(stem.with_suffix(".bin"), dtype=dtype, mode="r", shape=(size,))
+                            if size else np.zeros(0, dtype))
+            self.offsets.append(np.load(stem.with_suffix(".idx.npy")))
+        self._starts = np.cumsum([0] + [len(o) - 1 for o in self.offsets])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if not 0 <= i < len(self):
+            raise IndexError(f"document {i} out of range [0, {len(self)})")
+        s = int(np.searchsorted(self._starts, i, side="right") - 1)
+        j = i - int(self._starts[s])
+        return np.asarray(self.ids[s][self.offsets[s][j]:self.offsets[s][j + 1]])
