@@ -140,6 +140,23 @@ class SemanticTaskConfig(TaskConfig):
 
 
 @dataclass
+class TokenizeTaskConfig(TaskConfig):
+    """``task=tokenize``: pre-tokenise a JSONL manifest of documents into shards.
+
+    Attributes:
+        tokenizer: folder of a saved MultimodalTokenizer.
+        manifest: JSONL file, one document (a list of parts) per line.
+        shard_docs: documents per shard.
+        out: output folder (relative to the run directory unless absolute).
+    """
+
+    tokenizer: str = MISSING
+    manifest: str = MISSING
+    shard_docs: int = 256
+    out: str = "tokens"
+
+
+@dataclass
 class SpectrogramTokenizerConfig:
     """``tokenizer/audio``: the spectrogram tokenizer (input handling, mel front end, autoencoder)."""
 
@@ -175,6 +192,7 @@ def register_configs() -> None:
     cs.store(group="task", name="video_task_schema", node=VideoTaskConfig)
     cs.store(group="task", name="audio_task_schema", node=AudioTaskConfig)
     cs.store(group="task", name="semantic_task_schema", node=SemanticTaskConfig)
+    cs.store(group="task", name="tokenize_task_schema", node=TokenizeTaskConfig)
     cs.store(group="tokenizer/audio", name="spectrogram_schema", node=SpectrogramTokenizerConfig)
     cs.store(group="tokenizer/audio_semantic", name="semantic_schema", node=SemanticTokenizerConfig)
     cs.store(group="tokenizer/image", name="image_ae_schema", node=VQAEConfig)

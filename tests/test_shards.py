@@ -82,3 +82,19 @@ def test_ranks_split_the_shards(mm, docs, tmp_path):
     assert r1["shards_written"] == 2 and not (tmp_path / "tok/manifest.json").exists()
     man = pretokenize(docs, mm, tmp_path / "tok", shard_docs=2, rank=0, world_size=2, show_progress=False)
     assert man["shards_written"] == 2 and man["documents"] == 7 and len(ShardReader(tmp_path / "tok")) == 7
+
+
+def test_tokenize_task(mm, compose, tmp_path, samples):
+    from modalities.tasks import run_task
+
+    mm.save_pretrained(tmp_path / "mm")
+    lines = [json.dumps([{"text": "Coins:"}, {"image": str(samples / "images/coins.png")}]),
+             json.dumps([{"text": "just text"}])]
+    (tmp_path / "docs.jsonl").write_text("\n".join(lines) + "\n")
+    cfg = compose(["task=tokenize", f"task.tokenizer={tmp_path}/mm", f"task.manifest={tmp_path}/docs.jsonl",
+                   "task.shard_docs=1", "show_progress=false"])
+    m = run_task(cfg, tmp_path / "run")
+    assert m["documents"] == 2 and m["shards_written"] == 2 and m["tokens_image"] == 2 + 6 + 8 * 9
+    assert len(ShardReader(tmp_path / "run/tokens")) == 2
+    again = run_task(cfg, tmp_path / "run")  # same command again: nothing left to do
+    assert again["shards_written"] == 0 and again["tokens"] == m["tokens"]
