@@ -15,6 +15,7 @@ from omegaconf import MISSING
 from models.melspec import MelConfig
 from models.melvq import MelVQConfig
 from models.quantizer import QuantizerConfig
+from models.transformer import TransformerConfig
 from models.vqae import VQAEConfig
 from models.vqae3d import VQAE3DConfig
 
@@ -157,6 +158,30 @@ class TokenizeTaskConfig(TaskConfig):
 
 
 @dataclass
+class LMTaskConfig(TaskConfig):
+    """``task=lm``: train the transformer on pre-tokenised shards (schedule, steps, logging from ``trainer``).
+
+    Attributes:
+        data: folder written by ``task=tokenize``.
+        block_size: tokens per training sequence.
+        batch_size: sequences per micro-batch (per rank).
+        grad_accum: micro-batches per optimiser step.
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        model: transformer size (``vocab_size`` comes from the data's registry).
+    """
+
+    data: str = MISSING
+    block_size: int = 128
+    batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    model: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, n_layers=4, n_heads=4,
+                                                                                  max_seq_len=512))
+
+
+@dataclass
 class SpectrogramTokenizerConfig:
     """``tokenizer/audio``: the spectrogram tokenizer (input handling, mel front end, autoencoder)."""
 
@@ -193,6 +218,7 @@ def register_configs() -> None:
     cs.store(group="task", name="audio_task_schema", node=AudioTaskConfig)
     cs.store(group="task", name="semantic_task_schema", node=SemanticTaskConfig)
     cs.store(group="task", name="tokenize_task_schema", node=TokenizeTaskConfig)
+    cs.store(group="task", name="lm_task_schema", node=LMTaskConfig)
     cs.store(group="tokenizer/audio", name="spectrogram_schema", node=SpectrogramTokenizerConfig)
     cs.store(group="tokenizer/audio_semantic", name="semantic_schema", node=SemanticTokenizerConfig)
     cs.store(group="tokenizer/image", name="image_ae_schema", node=VQAEConfig)
