@@ -25,15 +25,16 @@ __all__ = ["save_wav", "spectrogram_metrics"]
 
 
 @torch.no_grad()
-def spectrogram_metrics(frontend: LogMel, wave: torch.Tensor, mel_recon: torch.Tensor,
-                        seed: int = 0) -> tuple[dict[str, float], torch.Tensor]:
+def spectrogram_metrics(frontend: LogMel, wave: torch.Tensor, mel_recon: torch.Tensor, seed: int = 0,
+                        mel: torch.Tensor | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """Metrics of a reconstruction ``mel_recon[B, 1, M, F]`` of ``wave[B, F * hop]``, and its waveform ``[B, F * hop]``.
 
-    Griffin-Lim starts from random phases drawn with ``seed`` so numbers repeat.
+    Griffin-Lim starts from random phases drawn with ``seed`` so numbers repeat. ``mel`` is
+    ``frontend(wave)`` when the caller already has it.
     """
     from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio
 
-    mel = frontend(wave)
+    mel = frontend(wave) if mel is None else mel
     with torch.random.fork_rng(devices=[wave.device] if wave.device.type == "cuda" else []):
         torch.manual_seed(seed)
         recon = frontend.invert(mel_recon)

@@ -42,18 +42,19 @@ class SpectrogramTrainer(VQTrainer):
         folder = self.out_dir / "samples" / f"step_{self.step:07d}"
         for i, wave in enumerate(val_items):
             wave = wave.to(self.device)
+            mel = self.frontend(wave)
             with self._ctx():
-                out = model(self.frontend(wave) * 2 - 1)
+                out = model(mel * 2 - 1)
             stats.update(out.codes)
             mel_recon = ((out.recon.float() + 1) / 2).clamp(0, 1)
-            row, recon = spectrogram_metrics(self.frontend, wave, mel_recon, seed=i)
+            row, recon = spectrogram_metrics(self.frontend, wave, mel_recon, seed=i, mel=mel)
             for k, v in row.items():
                 sums[k] = sums.get(k, 0.0) + v
             if i < self.cfg.grid_items:
                 sr = self.frontend.cfg.sample_rate
                 save_wav(folder / f"{i:02d}_original.wav", wave[0], sr)
                 save_wav(folder / f"{i:02d}_reconstruction.wav", recon[0], sr)
-                shown.append((self.frontend(wave)[0].flip(-2).cpu(), mel_recon[0].flip(-2).cpu()))
+                shown.append((mel[0].flip(-2).cpu(), mel_recon[0].flip(-2).cpu()))
         self.save_grid(shown)
         n = len(val_items)
         return {f"val_{k}": v / n for k, v in sums.items()} | {f"val_{k}": v for k, v in stats.result().items()}

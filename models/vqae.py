@@ -72,11 +72,19 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str = "
 
 
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, groups: int) -> None:
+    """GroupNorm, SiLU, conv, twice, plus a skip (1x1 conv when the width changes).
+
+    ``norm(groups, c)``, ``conv(cin, cout)`` (3x3) and ``skip(cin, cout)`` (1x1) build the layers, so the
+    causal 3-D block of :mod:`models.vqae3d` is this one with other factories (and the same state-dict keys).
+    """
+
+    def __init__(self, cin: int, cout: int, groups: int, norm=nn.GroupNorm,
+                 conv=lambda cin, cout: nn.Conv2d(cin, cout, 3, padding=1),
+                 skip=lambda cin, cout: nn.Conv2d(cin, cout, 1)) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.GroupNorm(groups, cin), nn.SiLU(), nn.Conv2d(cin, cout, 3, padding=1),
-                                  nn.GroupNorm(groups, cout), nn.SiLU(), nn.Conv2d(cout, cout, 3, padding=1))
-        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        self.body = nn.Sequential(norm(groups, cin), nn.SiLU(), conv(cin, cout),
+                                  norm(groups, cout), nn.SiLU(), conv(cout, cout))
+        self.skip = skip(cin, cout) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.skip(x) + self.body(x)

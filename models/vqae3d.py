@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .quantizer import Quantizer, QuantizerConfig
-from .vqae import AttnBlock, VQModel, check_groups
+from .vqae import AttnBlock, ResBlock, VQModel, check_groups
 
 __all__ = ["CausalConv3d", "CausalVQAutoencoder", "VQAE3DConfig"]
 
@@ -78,15 +78,12 @@ class PerFrame(nn.Module):
         return y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
 
 
-class ResBlock3d(nn.Module):
-    def __init__(self, cin: int, cout: int, groups: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(PerFrame(nn.GroupNorm(groups, cin)), nn.SiLU(), CausalConv3d(cin, cout),
-                                  PerFrame(nn.GroupNorm(groups, cout)), nn.SiLU(), CausalConv3d(cout, cout))
-        self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
+class ResBlock3d(ResBlock):
+    """:class:`models.vqae.ResBlock` with per-frame GroupNorm and causal 3-D convolutions."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.skip(x) + self.body(x)
+    def __init__(self, cin: int, cout: int, groups: int) -> None:
+        super().__init__(cin, cout, groups, norm=lambda g, c: PerFrame(nn.GroupNorm(g, c)), conv=CausalConv3d,
+                         skip=lambda cin, cout: nn.Conv3d(cin, cout, 1))
 
 
 class Upsample3d(nn.Module):

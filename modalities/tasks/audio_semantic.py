@@ -10,18 +10,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..audio_eval import save_wav
+from ..io import AUDIO_SUFFIXES
 from ..semantic import SemanticAudioTokenizer
 from ..trainer import resolve_device
 from ..waveform import AudioInputConfig
-from .audio_spectrogram import audio_files, load_waves
-from .vq import encode_throughput, finish
+from .audio_spectrogram import load_waves
+from .vq import encode_throughput, finish, media_split
 
 log = logging.getLogger("mmtok")
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Fits on the training files, evaluates on the held-out ones, saves to ``out_dir/tokenizer/audio``."""
-    _, train_files, val_files = audio_files(cfg)
+    _, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)
     tcfg = cfg.tokenizer.audio_semantic
     audio = AudioInputConfig(**OmegaConf.to_container(tcfg.audio, resolve=True))
     tok = SemanticAudioTokenizer(OmegaConf.to_container(tcfg.features, resolve=True), tcfg.k, audio, tcfg.dedup)

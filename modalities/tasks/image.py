@@ -11,20 +11,17 @@ from omegaconf import DictConfig, OmegaConf
 from models.vqae import VQAutoencoder
 
 from ..baselines import kmeans_patch_baseline
-from ..datasets import ImageCrops, center_crop_multiple, split_by_file
+from ..datasets import ImageCrops, center_crop_multiple
 from ..image import ImageTokenizer
-from ..io import IMAGE_SUFFIXES, list_media, load_image
-from ..samples import data_root, media_folder
-from .vq import check_crop, encode_throughput, finish, quantizer_config, train_vq
+from ..io import IMAGE_SUFFIXES, load_image
+from .vq import check_crop, encode_throughput, finish, media_split, quantizer_config, train_vq
 
 log = logging.getLogger("mmtok")
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Trains, validates and saves to ``out_dir/tokenizer/image``; returns the final metrics."""
-    folder = media_folder(data_root(cfg.data.root), cfg.data.images, "images")
-    files = list_media(folder, IMAGE_SUFFIXES, "data.images")
-    train_files, val_files = split_by_file(files, cfg.task.val_fraction, folder)
+    _, train_files, val_files = media_split(cfg, "images", "images", IMAGE_SUFFIXES)
     model = VQAutoencoder(OmegaConf.to_object(cfg.tokenizer.image), quantizer_config(cfg))
     f = model.downsample
     check_crop(cfg, f)

@@ -10,20 +10,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from models.vqae3d import CausalVQAutoencoder
 
-from ..datasets import VideoClips, center_crop_multiple, split_by_file
-from ..io import VIDEO_SUFFIXES, list_media, load_video
-from ..samples import data_root, media_folder
+from ..datasets import VideoClips, center_crop_multiple
+from ..io import VIDEO_SUFFIXES, load_video
 from ..video import VideoTokenizer
-from .vq import check_crop, encode_throughput, finish, quantizer_config, train_vq
+from .vq import check_crop, encode_throughput, finish, media_split, quantizer_config, train_vq
 
 log = logging.getLogger("mmtok")
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Trains, validates and saves to ``out_dir/tokenizer/video``; returns the final metrics."""
-    folder = media_folder(data_root(cfg.data.root), cfg.data.videos, "video")
-    files = list_media(folder, VIDEO_SUFFIXES, "data.videos")
-    train_files, val_files = split_by_file(files, cfg.task.val_fraction, folder)
+    _, train_files, val_files = media_split(cfg, "videos", "video", VIDEO_SUFFIXES)
     model = CausalVQAutoencoder(OmegaConf.to_object(cfg.tokenizer.video), quantizer_config(cfg))
     f, ft = model.downsample, model.temporal_downsample
     for key in ("clip_frames", "val_frames"):

@@ -14,8 +14,10 @@ from models.quantizer import QuantizerConfig
 from models.vqae import VQModel
 
 from ..base import Tokenizer
-from ..datasets import infinite_batches
+from ..datasets import infinite_batches, split_by_file
+from ..io import list_media
 from ..runlog import MetricsLog
+from ..samples import data_root, media_folder
 from ..trainer import VQTrainer
 
 log = logging.getLogger("mmtok")
@@ -23,6 +25,14 @@ log = logging.getLogger("mmtok")
 
 def quantizer_config(cfg: DictConfig) -> QuantizerConfig:
     return OmegaConf.to_object(cfg.quantizer)
+
+
+def media_split(cfg: DictConfig, key: str, default: str, suffixes: tuple[str, ...]) -> tuple[Path, list[Path], list[Path]]:
+    """The media folder ``data.<key>`` (``default`` under the data root when unset) and its training and
+    held-out files, split by file name hash with ``task.val_fraction``."""
+    folder = media_folder(data_root(cfg.data.root), cfg.data[key], default)
+    files = list_media(folder, suffixes, f"data.{key}")
+    return folder, *split_by_file(files, cfg.task.val_fraction, folder)
 
 
 def check_crop(cfg: DictConfig, downsample: int) -> None:
