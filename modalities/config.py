@@ -168,6 +168,10 @@ class LMTaskConfig(TaskConfig):
         grad_accum: micro-batches per optimiser step.
         lr: peak AdamW learning rate.
         weight_decay: AdamW weight decay.
+        fsdp: shard parameters, gradients and optimiser state across ranks (FSDP2 ``fully_shard``,
+            one unit per block) instead of replicating them with DDP; for models too big for one device.
+        peak_tflops: the device's peak dense bf16 TFLOP/s for model FLOPs utilisation (null: looked up
+            from the CUDA device name; no MFU on CPU).
         model: transformer size (``vocab_size`` comes from the data's registry).
     """
 
@@ -177,6 +181,8 @@ class LMTaskConfig(TaskConfig):
     grad_accum: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.1
+    fsdp: bool = False
+    peak_tflops: Optional[float] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     model: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, n_layers=4, n_heads=4,
                                                                                   max_seq_len=512))
 

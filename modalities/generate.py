@@ -10,7 +10,9 @@ finished sequence therefore unpacks, and every media segment decodes.
 
 Media geometry is fixed per modality when generating (``shapes={"image":
 (32, 32), "audio": (2, 50)}``): the shape a tokenizer produces for the media
-one wants back.
+one wants back. To ask for a given modality (text-to-image, say), end the
+prompt with :func:`segment_prefix` (the begin token and header); generation
+then starts inside that segment.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from collections.abc import Sequence
 import torch
 
 from .registry import VocabRegistry
-from .stream import CODE, segment_template, unpack
+from .stream import CODE, StreamFormatError, segment_template, unpack
 
-__all__ = ["StreamGrammar", "generate"]
+__all__ = ["StreamGrammar", "generate", "segment_prefix"]
 
 
 class StreamGrammar:
@@ -90,6 +92,35 @@ class StreamGrammar:
             self.reset()
 
 
+def segment_prefix(registry: VocabRegistry, name: str, shape: Sequence[int]) -> torch.Tensor:
+    """LongTensor of the begin token and header of a ``name`` segment of ``shape``: append it to a prompt
+    to make the model continue with that media."""
+    template = segment_template(registry, registry.modality(name), list(shape))
+    return template[: int((template == CODE).nonzero()[0])]
+
+
+def _enter_prompt(ids: torch.Tensor, registry: VocabRegistry, grammar: StreamGrammar) -> None:
+    """Checks the prompt and moves ``grammar`` to where it ends: outside any segment, or inside an unfinished
+    media segment whose shape is in the grammar (replayed from its begin token)."""
+    try:
+        unpack(ids, registry)
+        return
+    except StreamFormatError as err:
+        begins = [i for i, t in enumerate(ids.tolist()) if t in grammar.templates]
+        if not begins:
+            raise
+        start = begins[-1]
+        unpack(ids[:start], registry)  # what comes before the open segment must be well-formed
+        try:
+            for t in ids[start:].tolist():
+                grammar.advance(t)
+        except ValueError as e:
+            raise StreamFormatError(f"the prompt's last segment (from position {start}) does not follow the "
+                                    f"shapes given for generation: {e}", start) from None
+        if not grammar.inside:
+            raise err
+
+
 def _filter(logits: torch.Tensor, top_k: int | None, top_p: float | None) -> torch.Tensor:
     if top_k is not None and top_k > 0:
         kth = logits.topk(min(top_k, logits.numel())).values[-1]
@@ -107,7 +138,8 @@ def generate(model: torch.nn.Module, registry: VocabRegistry, prompt: torch.Tens
              shapes: dict[str, Sequence[int]], max_new_tokens: int = 256, temperature: float = 1.0,
              top_k: int | None = None, top_p: float | None = None, generator: torch.Generator | None = None
              ) -> torch.Tensor:
-    """Continues ``prompt`` (global ids ending outside any media segment) under :class:`StreamGrammar`.
+    """Continues ``prompt`` under :class:`StreamGrammar`: global ids ending outside any media segment, or
+    inside a media segment of one of ``shapes`` (see :func:`segment_prefix`).
 
     Stops at ``<eos>`` or after ``max_new_tokens``; a media segment open at that point is finished first
     (forced to its end), so the result always unpacks. ``temperature=0`` is greedy. Uses the model's
@@ -116,8 +148,8 @@ def generate(model: torch.nn.Module, registry: VocabRegistry, prompt: torch.Tens
     ids = torch.as_tensor(prompt, dtype=torch.long).flatten()
     if ids.numel() == 0:
         raise ValueError("generate needs a non-empty prompt (e.g. [<bos>])")
-    unpack(ids, registry)  # raises if the prompt is malformed or ends inside a segment
     grammar = StreamGrammar(registry, shapes)
+    _enter_prompt(ids, registry, grammar)  # raises if the prompt is malformed
     device = next(model.parameters()).device
     cache = model.new_cache()
     out = ids.tolist()

@@ -9,7 +9,9 @@ and a SwiGLU MLP; optional tying of the input embedding and the output head.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -159,6 +161,42 @@ class Transformer(nn.Module):
 
     def new_cache(self) -> KVCache:
         return KVCache(self.cfg.n_layers)
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (forward + backward): ``6 N`` for the weights (embedding excluded)
+        plus ``12 L T d`` for attention scores and values, as in the PaLM appendix."""
+        n = self.num_params() - self.embed.weight.numel() * (0 if self.cfg.tie_weights else 1)
+        return 6.0 * n + 12.0 * self.cfg.n_layers * seq_len * self.cfg.dim
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """Writes ``config.json`` and ``model.safetensors`` (tied weights stored once) into ``directory``."""
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(self, str(directory / "model.safetensors"))
+        (directory / "config.json").write_text(json.dumps({"class": "Transformer", **asdict(self.cfg)}, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Transformer:
+        """Loads a folder written by :meth:`save_pretrained`; raises ``ValueError`` naming a bad file."""
+        from safetensors.torch import load_model
+
+        directory = Path(directory)
+        cfg_path, weights = directory / "config.json", directory / "model.safetensors"
+        for p in (cfg_path, weights):
+            if not p.is_file():
+                raise FileNotFoundError(f"{p} is missing: not a saved Transformer")
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            if cfg.pop("class", None) != "Transformer":
+                raise ValueError("not a Transformer config")
+            model = cls(TransformerConfig(**cfg))
+            load_model(model, str(weights), device=str(map_location))
+        except Exception as e:  # json, TypeError for unknown keys, safetensors' own errors
+            raise ValueError(f"cannot load a Transformer from {directory}: {e}") from None
+        return model
 
     def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         if ids.ndim != 2 or ids.dtype != torch.long:

@@ -56,9 +56,12 @@ def test_lm_resume(compose, shards, tmp_path):
     assert [r["step"] for r in _rows(tmp_path)] == [1, 2, 3, 4, 5] and m["steps"] == 5
 
 
-def test_ddp_two_cpu_processes_agree(shards, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "train.py", *TINY, f"task.data={shards}", "trainer.max_steps=3", f"hydra.run.dir={tmp_path}"]
+@pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
+def test_two_cpu_processes_agree(shards, tmp_path, fsdp):
+    """DDP (replicated) and FSDP (sharded) runs under torchrun with gloo: both ranks end with the same weights."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={29517 + fsdp}",
+           "train.py", *TINY, f"task.data={shards}", "trainer.max_steps=3", f"task.fsdp={fsdp}",
+           f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -67,3 +70,8 @@ def test_ddp_two_cpu_processes_agree(shards, tmp_path):
     worlds = re.findall(r"world_size\s+(\d+)", out)
     assert len(sums) == 2 and sums[0] == sums[1], out[-3000:]
     assert worlds == ["2", "2"]
+    assert re.findall(r"fsdp\s+(\S+)", out) == [str(fsdp)] * 2
+    from models.transformer import Transformer
+
+    saved = Transformer.from_pretrained(tmp_path / "model")  # the gathered, unsharded weights
+    assert f"{sum(p.double().sum() for p in saved.parameters()):.10e}" == sums[0]

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from modalities import Segment, VocabRegistry, pack, unpack
-from modalities.generate import StreamGrammar, generate
+from modalities.generate import StreamGrammar, generate, segment_prefix
+from modalities.stream import StreamFormatError
 from models.transformer import Transformer, TransformerConfig, lm_loss
 
 
@@ -126,5 +127,38 @@ def test_generation_finishes_an_open_segment():
     out = generate(model, reg, [reg.special_id("<bos>")], {"image": (3, 3)}, max_new_tokens=2, temperature=0)
     segs = unpack(out, reg)
     assert [s.modality for s in segs] == ["image"] and tuple(segs[0].codes.shape) == (3, 3)
-    with pytest.raises(Exception, match="ends|unterminated|expected|inside|end"):
-        generate(model, reg, out[:-1], {"image": (3, 3)})
+    with pytest.raises(StreamFormatError, match="does not follow the shapes"):
+        generate(model, reg, out[:-1], {"image": (2, 3)})  # open segment of another shape
+    with pytest.raises(StreamFormatError):
+        generate(model, reg, out[:-1], {"audio": (2, 2)})  # no image shape: the open segment cannot go on
+
+
+def test_prompt_ending_inside_a_segment_continues_it():
+    """Text-to-image: caption + begin-image header; the model (steered to end the document at once) must
+    still fill exactly the requested geometry, keeping the prompt's codes."""
+    reg = _registry()
+    model = _bias(_model(reg), reg, {"<eos>": 100.0})
+    head = segment_prefix(reg, "image", (2, 3))
+    assert head[0] == reg.special_id("<boi>") and len(head) == 1 + 2 * 3  # begin + two 3-digit sizes
+    img = reg.modality("image")
+    prompt = torch.cat([pack([Segment("text", [5, 6])], reg, bos=True).ids, head, torch.tensor([img.offset + 7])])
+    out = generate(model, reg, prompt, {"image": (2, 3)}, max_new_tokens=30, temperature=0)
+    segs = unpack(out, reg)
+    assert [s.modality for s in segs] == ["text", "image"]
+    assert tuple(segs[1].codes.shape) == (2, 3) and int(segs[1].codes[0, 0]) == 7
+    assert out[-1] == reg.eos_id  # the biased model ends the document once the image is closed
+
+
+def test_save_and_load_pretrained(tmp_path):
+    reg = _registry()
+    model = _model(reg)
+    model.save_pretrained(tmp_path / "lm")
+    back = Transformer.from_pretrained(tmp_path / "lm")
+    ids = torch.randint(0, reg.vocab_size, (2, 9))
+    assert back.cfg == model.cfg and torch.equal(back(ids), model(ids))
+    assert back.head.weight is back.embed.weight  # tying survives the round trip
+    (tmp_path / "lm/config.json").write_text('{"class": "Transformer", "dim": "wide"}')
+    with pytest.raises(ValueError, match="cannot load a Transformer from"):
+        Transformer.from_pretrained(tmp_path / "lm")
+    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+        Transformer.from_pretrained(tmp_path)
