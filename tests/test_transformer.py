@@ -160,5 +160,5 @@ def test_save_and_load_pretrained(tmp_path):
     (tmp_path / "lm/config.json").write_text('{"class": "Transformer", "dim": "wide"}')
     with pytest.raises(ValueError, match="cannot load a Transformer from"):
         Transformer.from_pretrained(tmp_path / "lm")
-    with pytest.raises(FileNotFoundError, match="model.safetensors is missing"):
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
         Transformer.from_pretrained(tmp_path)
