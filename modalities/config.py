@@ -149,12 +149,14 @@ class TokenizeTaskConfig(TaskConfig):
         manifest: JSONL file, one document (a list of parts) per line.
         shard_docs: documents per shard.
         out: output folder (relative to the run directory unless absolute).
+        num_workers: DataLoader worker processes decoding media files (0: in the main process).
     """
 
     tokenizer: str = MISSING
     manifest: str = MISSING
     shard_docs: int = 256
     out: str = "tokens"
+    num_workers: int = 2
 
 
 @dataclass

@@ -8,9 +8,12 @@ done only when its ``.json`` exists, so a killed run restarted with the same
 command redoes only the unfinished shards and never truncates or duplicates a
 finished one. Shard ``i`` holds documents ``[i * shard_docs, (i + 1) * shard_docs)``
 of the input order and belongs to rank ``i % world_size``, so ``torchrun``
-ranks split the work without talking to each other. A document whose media
-cannot be read is skipped with a warning naming the file, and listed in its
-shard's ``skipped``. ``manifest.json`` sums the shards.
+ranks split the work without talking to each other. Media files are decoded
+in ``num_workers`` DataLoader worker processes (in order) while the main
+process encodes. A document whose media cannot be read is skipped with a
+warning naming the file, and listed in its shard's ``skipped``.
+``manifest.json`` sums the shards. Every shard records the registry
+fingerprint; resuming into a folder written with another vocabulary is an error.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from . import __version__
 from .fileio import atomic_path, atomic_write_text
-from .multimodal import MultimodalTokenizer
+from .io import load_audio, load_image
+from .multimodal import Audio, Image, MultimodalTokenizer, Video
 
 __all__ = ["ShardReader", "pretokenize"]
 
@@ -43,18 +48,62 @@ def _media_files(doc: Sequence[Any]) -> list[str]:
     return [str(p.data) for p in doc if isinstance(getattr(p, "data", None), (str, Path))]
 
 
-def write_shard(out_dir: Path, index: int, docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer,
+class Unreadable:
+    """A document whose media could not be decoded: the files it names and the error."""
+
+    def __init__(self, files: list[str], error: str) -> None:
+        self.files, self.error = files, error
+
+
+class DecodedDocuments(torch.utils.data.Dataset):
+    """``docs[i]`` with image, video and audio files decoded to tensors (what DataLoader workers do), or an
+    :class:`Unreadable` for a document whose files fail."""
+
+    def __init__(self, docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer) -> None:
+        self.docs, self.tok = docs, tok
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    def __getitem__(self, i: int) -> list[Any] | Unreadable:
+        doc = self.docs[i]
+        try:
+            return [self._decode(p) for p in doc]
+        except (ValueError, OSError) as e:  # FileNotFoundError is an OSError
+            return Unreadable(_media_files(doc), str(e))
+
+    def _decode(self, part: Any) -> Any:
+        if not isinstance(getattr(part, "data", None), (str, Path)):
+            return part
+        if isinstance(part, Image):
+            return Image(load_image(part.data), part.name)
+        if isinstance(part, Audio):
+            return Audio(*load_audio(part.data), name=part.name)
+        if isinstance(part, Video):
+            return Video(self.tok.tokenizer_for(part)[1].load(part.data), part.name)
+        return part
+
+
+def _as_is(x: Any) -> Any:
+    return x
+
+
+def write_shard(out_dir: Path, index: int, docs: Sequence[Sequence[Any] | Unreadable], tok: MultimodalTokenizer,
                 bar: Any = None) -> dict[str, Any]:
-    """Encodes ``docs`` and writes shard ``index``; returns its counts (also in its ``.json``)."""
+    """Encodes ``docs`` (parts, or :class:`Unreadable`) and writes shard ``index``; returns its counts (also in its
+    ``.json``)."""
     reg = tok.registry
     names = {m.index: m.name for m in reg.modalities} | {0: "special"}
     ids, offsets, counts, skipped = [], [0], {n: 0 for n in names.values()}, []
     for doc in docs:
         try:
+            if isinstance(doc, Unreadable):
+                raise ValueError(doc.error)
             seq = tok.encode(doc, bos=True, eos=True)
         except (ValueError, FileNotFoundError, OSError) as e:
-            log.warning("skipping a document (%s): %s", ", ".join(_media_files(doc)) or "no files", e)
-            skipped.append({"files": _media_files(doc), "error": str(e)})
+            files = doc.files if isinstance(doc, Unreadable) else _media_files(doc)
+            log.warning("skipping a document (%s): %s", ", ".join(files) or "no files", e)
+            skipped.append({"files": files, "error": str(e)})
         else:
             ids.append(seq.ids.numpy())
             offsets.append(offsets[-1] + len(seq))
@@ -69,31 +118,49 @@ def write_shard(out_dir: Path, index: int, docs: Sequence[Sequence[Any]], tok: M
     with atomic_path(stem.with_suffix(".idx.npy")) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(offsets, dtype=np.int64))
-    meta = {"shard": index, "documents": len(offsets) - 1, "tokens": int(offsets[-1]),
+    meta = {"shard": index, "registry_fingerprint": reg.fingerprint, "documents": len(offsets) - 1,
+            "tokens": int(offsets[-1]),
             "tokens_per_modality": counts, "skipped": skipped}
     atomic_write_text(stem.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
     return meta
 
 
+def _check_resumable(out_dir: Path, fingerprint: str) -> None:
+    for p in sorted(out_dir.glob("shard_*.json")):
+        found = json.loads(p.read_text()).get("registry_fingerprint")
+        if found != fingerprint:
+            raise ValueError(f"{p} was written with vocabulary {found}, this tokenizer has {fingerprint}; "
+                             f"use another output folder (or delete {out_dir}) to tokenise with a new vocabulary")
+
+
 def pretokenize(docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer, out_dir: str | Path, shard_docs: int = 256,
-                rank: int = 0, world_size: int = 1, show_progress: bool = True) -> dict[str, Any]:
+                rank: int = 0, world_size: int = 1, num_workers: int = 0, show_progress: bool = True
+                ) -> dict[str, Any]:
     """Writes this rank's missing shards of ``docs`` into ``out_dir``; rank 0 writes ``manifest.json`` when every
-    shard is present. Returns the manifest (or, on other ranks or while shards are missing, this rank's summary)."""
+    shard is present. Media are decoded by ``num_workers`` DataLoader processes (0: in this process). Returns the
+    manifest (or, on other ranks or while shards are missing, this rank's summary)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if shard_docs < 1:
         raise ValueError(f"shard_docs must be at least 1, got {shard_docs}")
+    if num_workers < 0:
+        raise ValueError(f"num_workers must be at least 0, got {num_workers}")
+    _check_resumable(out_dir, tok.registry.fingerprint)
     n_shards = -(-len(docs) // shard_docs)
     mine = [i for i in range(n_shards) if i % world_size == rank]
     todo = [i for i in mine if not (out_dir / f"shard_{i:05d}.json").is_file()]
-    log.info("pre-tokenising %d documents into %d shards (rank %d/%d: %d to do, %d already done)", len(docs),
-             n_shards, rank, world_size, len(todo), len(mine) - len(todo))
+    log.info("pre-tokenising %d documents into %d shards (rank %d/%d: %d to do, %d already done; %d workers)",
+             len(docs), n_shards, rank, world_size, len(todo), len(mine) - len(todo), num_workers)
     t0 = time.perf_counter()
-    total = sum(len(docs[i * shard_docs:(i + 1) * shard_docs]) for i in todo)
+    chunks = [docs[i * shard_docs:(i + 1) * shard_docs] for i in todo]
+    pending = [doc for chunk in chunks for doc in chunk]
+    loader = iter(torch.utils.data.DataLoader(DecodedDocuments(pending, tok), batch_size=None, shuffle=False,
+                                              num_workers=num_workers, collate_fn=_as_is))
     tokens = 0
-    with tqdm(total=total, disable=not show_progress, desc="tokenize", unit="doc") as bar:
-        for i in todo:
-            tokens += write_shard(out_dir, i, docs[i * shard_docs:(i + 1) * shard_docs], tok, bar)["tokens"]
+    with tqdm(total=len(pending), disable=not show_progress, desc="tokenize", unit="doc") as bar:
+        for i, chunk in zip(todo, chunks, strict=True):
+            tokens += write_shard(out_dir, i, [next(loader) for _ in chunk], tok, bar)["tokens"]
+            bar.set_postfix(tokens_per_s=f"{tokens / (time.perf_counter() - t0):,.0f}")
     seconds = time.perf_counter() - t0
     summary = {"rank": rank, "shards_written": len(todo), "tokens_written": tokens,
                "tokens_per_s": tokens / seconds if seconds > 0 else 0.0}

@@ -273,6 +273,16 @@ def build_video(out: Path, photos: list[Path]) -> None:
     print(f"video: {len(rows)} clips at {VIDEO_SIZE}x{VIDEO_SIZE}, {VIDEO_FPS} fps")
 
 
+def build_documents(out: Path) -> None:
+    """``documents.jsonl``: the mixed documents of the demo, a caption then its image, a transcript then its audio."""
+    rows = [[{"text": r["caption"]}, {"image": f"images/{r['file']}"}]
+            for r in map(json.loads, (out / "images/captions.jsonl").read_text().splitlines())]
+    rows += [[{"text": r["text"]}, {"audio": f"audio/{r['file']}"}]
+             for r in map(json.loads, (out / "audio/transcripts.jsonl").read_text().splitlines())]
+    (out / "documents.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    print(f"documents: {len(rows)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["text", "images", "audio", "video"], nargs="*")
@@ -285,6 +295,7 @@ def main() -> None:
         build_audio(HERE / "audio")
     if "video" in only:
         build_video(HERE / "video", photos)
+    build_documents(HERE)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ def test_resume_after_a_kill_is_byte_identical(mm, docs, tmp_path, monkeypatch):
 
     def dies(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 6:  # in the middle of shard 2
+        if calls["n"] == 5:  # document 5, the second of shard 2 (the broken document 3 never reaches encode)
             raise KeyboardInterrupt
         return real(*a, **k)
 
@@ -98,3 +98,17 @@ def test_tokenize_task(mm, compose, tmp_path, samples):
     assert len(ShardReader(tmp_path / "run/tokens")) == 2
     again = run_task(cfg, tmp_path / "run")  # same command again: nothing left to do
     assert again["shards_written"] == 0 and again["tokens"] == m["tokens"]
+
+
+def test_two_decoding_workers_give_the_same_shards(mm, docs, tmp_path):
+    pretokenize(docs, mm, tmp_path / "inline", shard_docs=3, show_progress=False)
+    man = pretokenize(docs, mm, tmp_path / "workers", shard_docs=3, num_workers=2, show_progress=False)
+    assert man["skipped"] == 1 and man["shards"][1]["skipped"][0]["files"] == [str(tmp_path / "broken.png")]
+    assert _files(tmp_path / "workers") == _files(tmp_path / "inline")
+
+
+def test_resuming_with_another_vocabulary_is_refused(mm, text_tok, docs, tmp_path):
+    pretokenize(docs[:2], mm, tmp_path / "tok", shard_docs=1, show_progress=False)
+    other = MultimodalTokenizer({"text": text_tok})
+    with pytest.raises(ValueError, match="written with vocabulary .* use another output folder"):
+        pretokenize([[Text("hello")]], other, tmp_path / "tok", shard_docs=1, show_progress=False)

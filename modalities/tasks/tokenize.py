@@ -19,7 +19,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     docs = list(read_manifest(cfg.task.manifest))
     target = Path(cfg.task.out) if Path(cfg.task.out).is_absolute() else out_dir / cfg.task.out
     result = pretokenize(docs, tok, target, cfg.task.shard_docs, rank=int(os.environ.get("RANK", 0)),
-                         world_size=int(os.environ.get("WORLD_SIZE", 1)), show_progress=cfg.show_progress)
+                         world_size=int(os.environ.get("WORLD_SIZE", 1)), num_workers=cfg.task.num_workers,
+                         show_progress=cfg.show_progress)
     keys = ("documents", "tokens", "skipped", "shards_written", "tokens_written", "tokens_per_s")
     return {"task": "tokenize", "out": str(target)} | {k: result[k] for k in keys if k in result} | {
         f"tokens_{k}": v for k, v in result.get("tokens_per_modality", {}).items()}
