@@ -50,6 +50,7 @@ class DataConfig:
             ``None`` means ``root/images`` if it exists, else ``root`` itself.
         videos: folder of videos for ``task=video``, the same way (``root/video``).
         audio: folder of audio files for the audio tasks, the same way (``root/audio``).
+        documents: JSONL manifest of mixed documents for ``task=demo`` (relative to ``root`` or absolute).
     """
 
     root: Optional[str] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
@@ -58,6 +59,7 @@ class DataConfig:
     images: Optional[str] = None  # noqa: UP045
     videos: Optional[str] = None  # noqa: UP045
     audio: Optional[str] = None  # noqa: UP045
+    documents: str = "documents.jsonl"
 
 
 @dataclass
@@ -160,6 +162,60 @@ class TokenizeTaskConfig(TaskConfig):
 
 
 @dataclass
+class DemoSteps:
+    """Training steps of the demo's stages (each overrides that stage's ``trainer.max_steps``)."""
+
+    image: int = 1000
+    audio: int = 1000
+    lm: int = 600
+
+
+@dataclass
+class DemoGenerateConfig:
+    """What the demo's trained transformer is asked for, with constrained decoding.
+
+    Attributes:
+        image_prompt: text followed by an image of the tokenizer's size (text-to-image).
+        audio_prompt: text followed by ``audio_seconds`` of audio (text-to-speech).
+        temperature / top_k / top_p: sampling (``temperature=0``: greedy).
+        max_new_tokens: the generation budget after the prompt (an open segment is always finished).
+    """
+
+    image_prompt: str = "A photograph of a cat sitting on a wooden table."
+    audio_prompt: str = "The quick brown fox jumps over the lazy dog."
+    audio_seconds: float = 3.0
+    temperature: float = 0.9
+    top_k: Optional[int] = 100  # noqa: UP045
+    top_p: Optional[float] = 0.95  # noqa: UP045
+    max_new_tokens: int = 16
+
+
+@dataclass
+class DemoTaskConfig(TaskConfig):
+    """``task=demo`` (the default): the whole pipeline on ``data.documents``, each stage in a subfolder.
+
+    Attributes:
+        text / image / audio: overrides of ``python train.py`` for each tokenizer stage.
+        lm: overrides of ``task=lm`` for the transformer stage (``task.data`` is set by the demo).
+        steps: training steps per stage.
+        image_size: images are resized and centre-cropped to this square in the documents.
+        shard_docs: documents per token shard.
+        num_workers: DataLoader workers decoding media while pre-tokenising.
+        generate: the samples asked of the trained transformer.
+    """
+
+    text: list[str] = field(default_factory=lambda: ["experiment=text_debug"])
+    image: list[str] = field(default_factory=lambda: ["experiment=image_debug", "task.baseline=false"])
+    audio: list[str] = field(default_factory=lambda: ["experiment=audio_debug", "task.baseline=false"])
+    lm: list[str] = field(default_factory=list)
+    steps: DemoSteps = field(default_factory=DemoSteps)
+    image_size: int = 128
+    shard_docs: int = 32
+    num_workers: int = 2
+    generate: DemoGenerateConfig = field(default_factory=DemoGenerateConfig)
+
+
+@dataclass
 class LMTaskConfig(TaskConfig):
     """``task=lm``: train the transformer on pre-tokenised shards (schedule, steps, logging from ``trainer``).
 
@@ -227,6 +283,7 @@ def register_configs() -> None:
     cs.store(group="task", name="semantic_task_schema", node=SemanticTaskConfig)
     cs.store(group="task", name="tokenize_task_schema", node=TokenizeTaskConfig)
     cs.store(group="task", name="lm_task_schema", node=LMTaskConfig)
+    cs.store(group="task", name="demo_task_schema", node=DemoTaskConfig)
     cs.store(group="tokenizer/audio", name="spectrogram_schema", node=SpectrogramTokenizerConfig)
     cs.store(group="tokenizer/audio_semantic", name="semantic_schema", node=SemanticTokenizerConfig)
     cs.store(group="tokenizer/image", name="image_ae_schema", node=VQAEConfig)

@@ -18,7 +18,7 @@ from .conftest import REPO
 
 def test_default_config_composes(compose):
     cfg = compose()
-    assert cfg.task.name == "text" and cfg.task.run == "modalities.tasks.text.run"
+    assert cfg.task.name == "demo" and cfg.task.run == "modalities.tasks.demo.run"
     assert cfg.tokenizer.text.vocab_size == 8192 and cfg.data.root is None
 
 
@@ -28,6 +28,13 @@ def test_every_task_and_experiment_composes(compose):
         assert cfg.task.name == f.stem
     for f in sorted((REPO / "conf/experiment").glob("*.yaml")):
         OmegaConf.to_container(compose([f"experiment={f.stem}"]), resolve=True)
+
+
+def test_demo_refuses_missing_documents_before_training(compose, tmp_path):
+    cfg = compose([f"data.documents={tmp_path}/nope.jsonl"])
+    with pytest.raises(FileNotFoundError, match="data.documents: .*nope.jsonl does not exist"):
+        run_task(cfg, tmp_path / "out")
+    assert not (tmp_path / "out/text").exists()
 
 
 def test_typed_schema_rejects_bad_override(compose):

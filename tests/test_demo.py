@@ -1,0 +1,52 @@
+"""``python train.py`` (task=demo) end to end at debug size: every stage, the report, reuse of finished stages."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image
+
+from modalities import unpack
+from modalities.registry import VocabRegistry
+from modalities.tasks import run_task
+
+from .conftest import REPO
+
+TINY = ["task.steps.image=20", "task.steps.audio=20", "task.steps.lm=30", "show_progress=false",
+        "trainer.device=cpu", "task.num_workers=1"]
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_and_reuses_them(compose, tmp_path):
+    m = run_task(compose(TINY), tmp_path)
+    report = tmp_path / "report"
+    for name in ("image_reconstructions.png", "audio_reconstructions.png", "loss_curves.png", "generated_image.png",
+                 "generated_speech.wav", "metrics.md", "audio_reconstructions/00_reconstruction.wav"):
+        assert (report / name).is_file(), name
+    assert m["documents"] == 108 and m["skipped"] == 0 and m["lm_steps"] == 30 and m["image_steps"] == 20
+    assert m["tokens"] == sum(m[f"tokens_{k}"] for k in ("text", "image", "audio", "special"))
+    assert all(m[f"lm_loss_{k}"] > 0 for k in ("text", "image", "audio"))
+    # the generated media have the asked geometry: 128x128 image, 3 s of speech at 25 tokens/s
+    assert Image.open(report / "generated_image.png").size == (128, 128)
+    info = sf.info(report / "generated_speech.wav")
+    assert info.samplerate == 16000 and abs(info.duration - 3.0) < 0.05
+    registry = VocabRegistry.load(tmp_path / "lm/model/registry.json")
+    for media, shape in (("image", (16, 16)), ("audio", (2, 75))):
+        gen = json.loads((report / f"generated_{media}.json").read_text())
+        segs = unpack(torch.tensor(gen["ids"]), registry)
+        assert [s.modality for s in segs] == ["text", media] and tuple(segs[1].codes.shape) == shape
+    table = (report / "metrics.md").read_text()
+    assert "| lm_loss_image |" in table and "| image_psnr |" in table
+    # the same run directory again, through train.py: every stage is reused, nothing retrains
+    proc = subprocess.run([sys.executable, "train.py", *TINY, f"hydra.run.dir={tmp_path}"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert all(f"reusing the {s} stage" in log for s in ("text", "image", "audio", "lm")), log[-3000:]
+    assert re.search(r"tokenize\s+reused", log) and "tokenize_tokens_per_s" not in log
