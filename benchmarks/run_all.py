@@ -6,7 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ["text_throughput.py", "image_throughput.py", "audio_throughput.py"]
+SCRIPTS = ["text_throughput.py", "image_throughput.py", "audio_throughput.py", "pretokenize_throughput.py",
+           "lm_throughput.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).resolve().parent

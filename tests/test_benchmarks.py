@@ -40,3 +40,24 @@ def test_audio_throughput_script(tmp_path):
     res = json.loads(out.read_text())
     assert res["tokens_per_second"] == 25 and res["bits_per_second"] == 400 and len(res["rows"]) == 6
     assert all(r["rtf"] > 0 for r in res["rows"]) and res["encode_ratio_vs_kmeans"] > 0
+
+
+def test_pretokenize_throughput_script(tmp_path):
+    out = tmp_path / "pretok.json"
+    proc = subprocess.run([sys.executable, "benchmarks/pretokenize_throughput.py", "--copies", "1", "--workers", "0",
+                           "2", "--image-size", "64", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads(out.read_text())
+    assert [r["workers"] for r in res["rows"]] == [0, 2] and res["rows"][0]["ratio_vs_baseline"] == 1.0
+    assert res["rows"][0]["documents"] == 108 and res["rows"][0]["tokens"] == res["rows"][1]["tokens"]
+
+
+def test_lm_throughput_script(tmp_path):
+    out = tmp_path / "lm.json"
+    proc = subprocess.run([sys.executable, "benchmarks/lm_throughput.py", "--settings", "bf16", "--steps", "2",
+                           "--warmup", "1", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["setting"] for r in rows] == ["fp32", "bf16"] and rows[0]["ratio_vs_fp32_eager"] == 1.0
+    assert all(r["tokens_per_s"] > 0 and r["mfu"] is None for r in rows)  # no MFU without a known GPU peak

@@ -70,7 +70,8 @@ def run_stage(cfg: DictConfig, out_dir: Path, name: str, overrides: list[str]) -
         return json.loads(done.read_text())
     log.info("demo: %s stage: python train.py %s", name, " ".join(overrides))
     t0 = time.perf_counter()
-    metrics = run_task(compose_stage(cfg, [*overrides, "trainer.resume=true"]), folder)
+    resume = ["trainer.resume=true"] if (folder / "checkpoints").is_dir() else []  # an interrupted stage goes on
+    metrics = run_task(compose_stage(cfg, [*overrides, *resume]), folder)
     metrics = {**metrics, "stage_seconds": round(time.perf_counter() - t0, 1)}
     atomic_write_text(done, json.dumps(metrics, indent=2, default=str) + "\n")
     return metrics

@@ -6,7 +6,8 @@ and cosine decay (:func:`modalities.trainer.lr_factor`), gradient
 accumulation, gradient clipping, bf16 autocast and optional ``torch.compile``
 on CUDA. ``torchrun --nproc_per_node=N train.py task=lm ...`` starts DDP
 (gloo on CPU, NCCL on GPU), or FSDP with ``task.fsdp=true``. Every
-``log_every`` steps: loss overall and per modality, tokens/s and (on GPU)
+``log_every`` steps: loss overall and per modality (means over the steps since the last
+log), tokens/s and (on GPU)
 model FLOPs utilisation, to ``metrics.jsonl`` and TensorBoard (``tb/``).
 Checkpoints (model, optimiser, schedule, step; full state dicts, so a run can
 resume on another number of ranks) are atomic and resumable with
@@ -147,6 +148,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         tb = SummaryWriter(str(out_dir / "tb"))
     log.info("lm: %s parameters, %d tokens in the stream, %d rank(s)%s", f"{n_params:,}", len(stream), world,
              " (FSDP)" if world > 1 and t.fsdp else "")
+    window: dict[str, list[float]] = {}  # losses since the last log line, averaged there
     report: dict[str, float] = {}
     t0 = t_last = time.perf_counter()
     tokens = tokens_last = 0
@@ -158,14 +160,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             x, y = batch[:, :-1], batch[:, 1:]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = net(x)
-            loss, report = lm_loss(logits, y, registry.modality_of(y.contiguous()), names)
+            loss, batch_report = lm_loss(logits, y, registry.modality_of(y.contiguous()), names)
             (loss / t.grad_accum).backward()
+            for k, v in batch_report.items():
+                window.setdefault(k, []).append(v)
             tokens += y.numel() * world
         torch.nn.utils.clip_grad_norm_(model.parameters(), tr.grad_clip or float("inf"))
         opt.step()
         sched.step()
         step += 1
         last = step == tr.max_steps
+        if step % tr.log_every == 0 or last:
+            report, window = {k: sum(v) / len(v) for k, v in window.items()}, {}
         if metrics is not None and (step % tr.log_every == 0 or last):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
