@@ -1,0 +1,83 @@
+"""Plot helpers: right panels and numbers, clear errors; the notebook runs top to bottom."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from modalities import Segment, pack
+from modalities.viz import image_scores, plot_codebook_usage, plot_token_stream, show_mels, show_reconstructions
+
+from .conftest import REPO, make_registry
+
+
+def test_show_reconstructions_titles_carry_psnr_and_ssim():
+    torch.manual_seed(0)
+    a = torch.rand(2, 3, 16, 16)
+    b = (a + 0.1 * torch.randn_like(a)).clamp(0, 1)
+    fig = show_reconstructions(list(a), list(b), titles=["x", "y"])
+    axes = fig.get_axes()
+    assert len(axes) == 4 and [ax.get_title() for ax in axes[:2]] == ["x", "y"]  # originals on top
+    s = image_scores(a[0], b[0])
+    assert f"{s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}" == axes[2].get_title()
+    assert 15 < s["psnr"] < 25 and image_scores(a[0], a[0])["ssim"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="as many reconstructions as originals"):
+        show_reconstructions(list(a), list(b[:1]))
+    with pytest.raises(ValueError, match=r"expected an image float\[3, H, W\]"):
+        show_reconstructions([torch.rand(16, 16, 3)], [torch.rand(16, 16, 3)])
+
+
+def test_show_mels_reports_the_difference():
+    a, b = torch.zeros(8, 20), torch.full((8, 22), 2.0)
+    fig = show_mels([a], [b], titles=["clip"])
+    assert fig.get_axes()[1].get_title().endswith("(L1 2.00 dB)")
+    with pytest.raises(ValueError, match="mels must be"):
+        show_mels([torch.zeros(1, 8, 20)], [a])
+
+
+def test_codebook_usage_counts():
+    fig = plot_codebook_usage(torch.tensor([0, 0, 1, 3]), 8, title="t")
+    ax = fig.get_axes()[0]
+    assert ax.get_title().startswith("t: 37.5% of 8 codes used")
+    assert [p.get_height() for p in ax.patches][:4] == [2, 1, 1, 0]
+    with pytest.raises(ValueError, match=r"image codes: code 9 at position \(1,\) is out of range \[0, 8\)"):
+        plot_codebook_usage(torch.tensor([1, 9]), 8, title="image codes")
+
+
+def test_token_stream_colours_each_modality():
+    reg = make_registry()
+    seq = pack([Segment("text", [1, 2, 3]), Segment("image", torch.zeros(2, 2, dtype=torch.long))], reg, bos=True)
+    ax = plot_token_stream(seq, reg, width=8).get_axes()[0]
+    grid = ax.get_images()[0].get_array()
+    assert grid.shape == (-(-len(seq) // 8), 8) and grid.flatten()[len(seq):].sum() == 0  # padding is 0
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["special (1)", "text (3)", f"image ({len(seq) - 4})"]  # <bos>; the whole image segment
+    ax = plot_token_stream(seq.ids, reg, width=8).get_axes()[0]  # bare ids: structure tokens are specials
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == [f"special ({len(seq) - 7})", "text (3)", "image (4)"]
+    with pytest.raises(ValueError):
+        plot_token_stream([reg.vocab_size], reg)
+
+
+@pytest.mark.slow
+def test_reconstruction_notebook_runs(tmp_path):
+    """Top to bottom with nbclient, training a debug run in place (the notebook's fallback)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(REPO / "notebooks/reconstruction.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    os.environ.update(MMTOK_RUN_DIR=str(tmp_path / "run"), MMTOK_DEBUG_STEPS="20")
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    finally:
+        del os.environ["MMTOK_RUN_DIR"], os.environ["MMTOK_DEBUG_STEPS"]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    players = [o for o in outputs if "<audio" in json.dumps(o.get("data", {}))]
+    assert len(images) >= 5 and len(players) >= 2  # grids, mels, two usage plots, the stream; audio players
