@@ -3,7 +3,10 @@
 Each setting trains ``--steps`` AdamW steps on random ids (speed does not depend on the data) after
 ``--warmup`` steps (which absorb ``torch.compile``); the baseline is fp32 eager in the same run. MFU
 counts ``6 N + 12 L T d`` FLOPs per token (:meth:`Transformer.flops_per_token`) against the device's
-dense bf16 peak (:data:`modalities.tasks.lm.PEAK_BF16_TFLOPS`), so it is reported on CUDA only.
+dense bf16 peak (:data:`modalities.tasks.lm.PEAK_BF16_TFLOPS`), so it is reported on CUDA only. The data
+side is measured too: ``task=lm``'s loader (:func:`~modalities.tasks.lm.random_blocks` over a memory-mapped
+10M-token stream, or ``--data`` pre-tokenised shards) in tokens/s, as a ratio to the fastest training setting:
+above 1 the loader keeps up with the model.
 
     python benchmarks/lm_throughput.py                                        # CPU, the demo's tiny model
     python benchmarks/lm_throughput.py --device cuda --size 100m --settings fp32 bf16 bf16+compile
@@ -17,9 +20,11 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from modalities.tasks.lm import peak_tflops
+from modalities.shards import ShardReader
+from modalities.tasks.lm import peak_tflops, random_blocks, token_stream
 from models.transformer import Transformer, TransformerConfig
 
 SIZES = {  # name -> (dim, layers, heads, vocab, block, batch)
@@ -65,6 +70,19 @@ def measure(size: str, setting: str, device: torch.device, steps: int, warmup: i
             "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
 
 
+def loader_tokens_per_s(size: str, data: Path | None, batches: int = 50) -> float:
+    """Tokens/s of drawing training batches with ``random_blocks`` (what ``task=lm`` does before each step)."""
+    _, _, _, vocab, block, batch = SIZES[size]
+    stream = (token_stream(ShardReader(data)) if data else
+              np.random.default_rng(0).integers(0, vocab, 10_000_000, dtype=np.int64))
+    gen = torch.Generator().manual_seed(0)
+    random_blocks(stream, block, batch, gen)
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        random_blocks(stream, block, batch, gen)
+    return batches * batch * block / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
@@ -73,6 +91,7 @@ def main() -> None:
                     choices=["fp32", "fp32+compile", "bf16", "bf16+compile"])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=None, help="pre-tokenised folder for the loader (default: random)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/lm_throughput.json"))
     args = ap.parse_args()
     device = torch.device(args.device)
@@ -83,6 +102,8 @@ def main() -> None:
     base = rows[0]["tokens_per_s"]
     for r in rows:
         r["ratio_vs_fp32_eager"] = r["tokens_per_s"] / base
+    loader = loader_tokens_per_s(args.size, args.data)
+    fastest = max(r["tokens_per_s"] for r in rows)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"transformer training, size {args.size} ({rows[0]['params'] / 1e6:.1f}M parameters, "
           f"{rows[0]['batch']}x{rows[0]['block']} tokens per step), {name}, {torch.get_num_threads()} threads")
@@ -90,8 +111,11 @@ def main() -> None:
     for r in rows:
         mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
         print(f"{r['setting']:<14} {r['tokens_per_s']:>12,.0f} {mfu:>7} {r['ratio_vs_fp32_eager']:>14.2f}")
+    print(f"data loader (random_blocks): {loader:,.0f} tokens/s = {loader / fastest:.1f}x the fastest training setting")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"benchmark": "lm_throughput", "device": name, "rows": rows}, indent=2) + "\n")
+    args.out.write_text(json.dumps({"benchmark": "lm_throughput", "device": name, "rows": rows,
+                                    "loader_tokens_per_s": loader, "loader_ratio_vs_training": loader / fastest},
+                                   indent=2) + "\n")
     print(f"wrote {args.out}")
 
 

@@ -3,10 +3,14 @@
 ``kmeans_patch_baseline``: k-means vector quantisation of raw ``p x p`` pixel
 patches (p = the tokenizer's downsample factor, k = its codebook size), fitted
 on the training images and measured on the held-out ones.
+
+``jpeg_baseline``: Pillow JPEG of each held-out image at the quality whose
+size comes nearest a target bits per pixel.
 """
 
 from __future__ import annotations
 
+import io
 import math
 
 import torch
@@ -17,7 +21,8 @@ from models.kmeans import KMeans
 from .datasets import center_crop_multiple
 from .metrics import psnr, ssim
 
-__all__ = ["image_to_patches", "kmeans_mel_baseline", "kmeans_patch_baseline", "patches_to_image"]
+__all__ = ["image_to_patches", "jpeg_at_bpp", "jpeg_baseline", "kmeans_mel_baseline", "kmeans_patch_baseline",
+           "patches_to_image"]
 
 
 def image_to_patches(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -50,6 +55,40 @@ def kmeans_patch_baseline(train_images: list[torch.Tensor], val_images: list[tor
         s_sum += ssim(recon, x) * len(x)
         n += len(x)
     return {"baseline_psnr": p_sum / n, "baseline_ssim": s_sum / n, "baseline_bpp": math.log2(k) / patch**2}
+
+
+def jpeg_at_bpp(image: torch.Tensor, bpp: float) -> tuple[torch.Tensor, float, int]:
+    """Pillow JPEG (4:2:0) of ``image`` ``[3, H, W]`` in [0, 1] at the quality (1-95) whose file size is nearest
+    ``bpp`` bits per pixel; returns the decoded image, its bits per pixel and the quality."""
+    from PIL import Image
+
+    from .io import pil_to_tensor
+
+    arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    pil, pixels = Image.fromarray(arr), image.shape[-1] * image.shape[-2]
+    best: tuple[float, bytes, int] | None = None
+    for q in range(1, 96):
+        buf = io.BytesIO()
+        pil.save(buf, format="JPEG", quality=q)
+        size = 8 * buf.tell() / pixels
+        if best is None or abs(size - bpp) < abs(best[0] - bpp):
+            best = (size, buf.getvalue(), q)
+        if size > bpp:
+            break  # sizes grow with quality
+    size, data, q = best
+    with Image.open(io.BytesIO(data)) as im:
+        return pil_to_tensor(im.convert("RGB")), size, q
+
+
+def jpeg_baseline(val_images: list[torch.Tensor], bpp: float) -> dict[str, float]:
+    """PSNR/SSIM and mean bits per pixel of JPEG nearest ``bpp`` on ``val_images`` (each ``[1, 3, H, W]``)."""
+    rows = []
+    for x in val_images:
+        recon, size, q = jpeg_at_bpp(x[0], bpp)
+        rows.append((psnr(recon[None], x), ssim(recon[None], x), size, q))
+    n = len(rows)
+    return {"jpeg_psnr": sum(r[0] for r in rows) / n, "jpeg_ssim": sum(r[1] for r in rows) / n,
+            "jpeg_bpp": sum(r[2] for r in rows) / n, "jpeg_quality": sum(r[3] for r in rows) / n}
 
 
 def mel_to_vectors(mel: torch.Tensor, f: int) -> torch.Tensor:

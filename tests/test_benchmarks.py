@@ -6,7 +6,25 @@ import json
 import subprocess
 import sys
 
+import pytest
+import torch
+
+from modalities.baselines import jpeg_at_bpp
+
 from .conftest import REPO
+
+
+def test_jpeg_at_bpp_picks_the_nearest_size(samples):
+    from modalities.io import load_image
+
+    img = load_image(samples / "images/chelsea.png")
+    low, low_bpp, q_low = jpeg_at_bpp(img, 0.3)
+    high, high_bpp, q_high = jpeg_at_bpp(img, 2.0)
+    assert low.shape == img.shape and q_low < q_high and low_bpp < high_bpp
+    assert abs(high_bpp - 2.0) < 0.3  # the quality steps are fine enough near 2 bpp
+    err = [float((x - img).abs().mean()) for x in (low, high)]
+    assert err[1] < err[0]
+    assert jpeg_at_bpp(torch.zeros(3, 16, 16), 0.01)[2] == 1  # below the smallest file: quality 1
 
 
 def test_text_throughput_script(tmp_path):
@@ -22,13 +40,14 @@ def test_text_throughput_script(tmp_path):
 
 def test_image_throughput_script(tmp_path):
     out = tmp_path / "img.json"
-    proc = subprocess.run([sys.executable, "benchmarks/image_throughput.py", "--kinds", "fsq", "--batch", "2",
-                           "--size", "64", "--repeat", "1", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "benchmarks/image_throughput.py", "--kinds", "fsq", "--batches", "1", "2",
+                           "--size", "64", "--frames", "5", "--repeat", "1", "--out", str(out)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    (row,) = json.loads(out.read_text())["rows"]
-    assert row["quantizer"] == "fsq" and row["codebook_size"] == 1000
-    assert row["encode_img_s"] > 0 and row["decode_img_s"] > 0 and row["kmeans_encode_img_s"] > 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["what"], r["batch"]) for r in rows] == [("image", 1), ("video", 1), ("image", 2), ("video", 2)]
+    assert all(r["quantizer"] == "fsq" and r["codebook_size"] == 1000 and r["peak_mib"] is None for r in rows)
+    assert all(r["encode_per_s"] > 0 and r["decode_per_s"] > 0 and r["kmeans_encode_per_s"] > 0 for r in rows)
 
 
 def test_audio_throughput_script(tmp_path):
@@ -61,3 +80,18 @@ def test_lm_throughput_script(tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["setting"] for r in rows] == ["fp32", "bf16"] and rows[0]["ratio_vs_fp32_eager"] == 1.0
     assert all(r["tokens_per_s"] > 0 and r["mfu"] is None for r in rows)  # no MFU without a known GPU peak
+    res = json.loads(out.read_text())
+    assert res["loader_tokens_per_s"] > 0 and res["loader_ratio_vs_training"] > 0
+
+
+@pytest.mark.slow
+def test_reconstruction_quality_script(tmp_path):
+    out = tmp_path / "q.json"
+    proc = subprocess.run([sys.executable, "benchmarks/reconstruction_quality.py", "--kinds", "vq", "--steps", "5",
+                           "--runs", str(tmp_path / "runs"), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["method"].split()[0] for r in rows] == ["vq", "k-means", "Pillow"]
+    assert rows[0]["bpp"] == rows[1]["bpp"] == 0.125 and 0.05 < rows[2]["bpp"] < 1.0
+    assert rows[1]["psnr_minus_kmeans_db"] == 0 and all(10 < r["psnr"] < 40 for r in rows)
