@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "usage_and_perplexity"]
+__all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "fsq_entropy_loss", "usage_and_perplexity"]
 
 QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
 
@@ -38,6 +38,12 @@ class QuantizerConfig:
         fsq_noise_dropout: FSQ only: share of latents left unquantised (with uniform noise) during
             training, which spreads them over more codes (the library's ``noise_dropout``).
         fsq_preserve_symmetry: FSQ only: levels symmetric around zero (the library's ``preserve_symmetry``).
+        fsq_entropy_weight: FSQ only: weight of a code-diversity loss (0 = off), LFQ's entropy loss
+            (MAGVIT-v2) carried over to FSQ's grid: each latent is softly assigned to the levels of each
+            channel, the loss is the mean per-latent entropy minus the entropy of the batch's average
+            joint code distribution. It pushes the latents to fill the whole grid rather than the few
+            level combinations that correlated channels reach, i.e. it raises codebook usage.
+        fsq_entropy_temperature: FSQ only: temperature of that soft assignment, in squared level steps.
     """
 
     kind: str = "vq"
@@ -52,6 +58,8 @@ class QuantizerConfig:
     entropy_loss_weight: float = 0.1
     fsq_noise_dropout: float = 0.0
     fsq_preserve_symmetry: bool = False
+    fsq_entropy_weight: float = 0.0
+    fsq_entropy_temperature: float = 0.5
 
 
 @dataclass
@@ -95,6 +103,11 @@ class Quantizer(nn.Module):
                                  "(or use levels of 3 and more)")
             if cfg.fsq_noise_dropout and not cfg.fsq_preserve_symmetry:
                 raise ValueError("fsq_noise_dropout needs fsq_preserve_symmetry=true")
+            if cfg.fsq_entropy_weight and cfg.fsq_preserve_symmetry:
+                raise ValueError("fsq_entropy_weight works on the standard FSQ grid; it cannot be combined with "
+                                 "fsq_preserve_symmetry=true")
+            if cfg.fsq_entropy_temperature <= 0:
+                raise ValueError(f"fsq_entropy_temperature must be > 0, got {cfg.fsq_entropy_temperature}")
             self.q = FSQ(levels=[int(v) for v in cfg.levels], dim=dim, noise_dropout=cfg.fsq_noise_dropout,
                          preserve_symmetry=cfg.fsq_preserve_symmetry)
         elif cfg.kind == "lfq":
@@ -128,6 +141,8 @@ class Quantizer(nn.Module):
         out = self.q(seq)
         quantized, codes = out[0], out[1]
         loss = out[2].sum() if len(out) > 2 and torch.is_tensor(out[2]) else z.new_zeros(())
+        if self.cfg.kind == "fsq" and self.cfg.fsq_entropy_weight and self.training:
+            loss = loss + self.cfg.fsq_entropy_weight * fsq_entropy_loss(self.q, seq, self.cfg.fsq_entropy_temperature)
         quantized = quantized.transpose(1, 2).reshape(b, d, *spatial)
         codes = codes.reshape(b, *spatial, *([self.num_codebooks] if self.cfg.kind == "rvq" else []))
         return QuantizerOutput(quantized, codes.long(), loss)
@@ -145,6 +160,31 @@ class Quantizer(nn.Module):
         else:
             vec = self.q.indices_to_codes(flat)
         return vec.transpose(1, 2).reshape(codes.shape[0], self.dim, *spatial)
+
+
+def fsq_entropy_loss(fsq: nn.Module, seq: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """Code-diversity loss of a library ``FSQ`` on its input ``seq[B, N, D]``: mean per-latent entropy minus
+    the entropy of the average joint code distribution (both in nats).
+
+    Each channel ``c`` of the bounded latent (the library's ``bound`` before rounding) is softly assigned
+    to its ``L_c`` integer levels by ``softmax(-(z - level)^2 / temperature)``; a latent's joint
+    distribution over the codes is the product of its channels', so its entropy is the sum of theirs, and
+    the batch average of the joint is one ``einsum`` over the channels (``codebook_size`` numbers).
+    """
+    z = fsq.project_in(seq.float()).reshape(-1, len(fsq._levels))  # [B*N, C], one codebook
+    levels = fsq._levels
+    half_l = (levels - 1) * (1 + 1e-3) / 2
+    offset = torch.where(levels % 2 == 0, 0.5, 0.0)
+    bounded = torch.tanh(z + torch.atanh(offset / half_l)) * half_l - offset  # what the library rounds
+    probs = []
+    for c, n_levels in enumerate(levels.tolist()):
+        grid = torch.arange(n_levels, device=z.device, dtype=z.dtype) - n_levels // 2
+        probs.append(torch.softmax(-(bounded[:, c, None] - grid) ** 2 / temperature, dim=-1))  # [M, L_c]
+    per_latent = sum(-(p * p.clamp_min(1e-9).log()).sum(-1) for p in probs).mean()
+    letters = "abcdefghijklmnopqrstuvwxyz"[: len(probs)]
+    avg = torch.einsum(",".join(f"n{a}" for a in letters) + "->" + letters, *probs).flatten() / len(z)
+    batch = -(avg * avg.clamp_min(1e-9).log()).sum()
+    return per_latent - batch
 
 
 def check_range(codes: torch.Tensor, size: int, what: str = "code") -> None:

@@ -59,7 +59,7 @@ def test_lm_resume(compose, shards, tmp_path):
 @pytest.mark.parametrize("fsdp", [False, True], ids=["ddp", "fsdp"])
 def test_two_cpu_processes_agree(shards, tmp_path, fsdp):
     """DDP (replicated) and FSDP (sharded) runs under torchrun with gloo: both ranks end with the same weights."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={29517 + fsdp}",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "train.py", *TINY, f"task.data={shards}", "trainer.max_steps=3", f"task.fsdp={fsdp}",
            f"hydra.run.dir={tmp_path}"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
