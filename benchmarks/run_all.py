@@ -1,15 +1,52 @@
-"""Runs every benchmark script in this folder, one after another: ``python benchmarks/run_all.py``."""
+"""Runs every benchmark script in this folder, one after another, each writing its JSON to ``benchmarks/results/``.
+
+    python benchmarks/run_all.py                         # all of them on the CPU (about 40 minutes on 2 cores)
+    python benchmarks/run_all.py --device cuda           # the device-aware ones on a GPU, the rest as usual
+    python benchmarks/run_all.py --only text image       # a subset, by the names below
+    python benchmarks/run_all.py --dry-run               # print the commands only
+"""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-SCRIPTS = ["text_throughput.py", "image_throughput.py", "audio_throughput.py", "pretokenize_throughput.py",
-           "lm_throughput.py"]
+# name -> (script, takes --device): the device-aware scripts measure a GPU when asked
+SCRIPTS = {
+    "text": ("text_throughput.py", False),
+    "image": ("image_throughput.py", True),
+    "audio": ("audio_throughput.py", True),
+    "pretokenize": ("pretokenize_throughput.py", False),
+    "lm": ("lm_throughput.py", True),
+    "quality": ("reconstruction_quality.py", False),
+}
+
+
+def commands(names: list[str], device: str) -> list[list[str]]:
+    """The command line of each named benchmark, ``--device`` passed to those that take it."""
+    here = Path(__file__).resolve().parent
+    out = []
+    for name in names:
+        script, takes_device = SCRIPTS[name]
+        out.append([sys.executable, str(here / script), *(["--device", device] if takes_device else [])])
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="+", choices=list(SCRIPTS), default=list(SCRIPTS))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--dry-run", action="store_true")
+    args = ap.parse_args()
+    failed = []
+    for name, cmd in zip(args.only, commands(args.only, args.device), strict=True):
+        print("$", " ".join(cmd), flush=True)
+        if not args.dry_run and subprocess.run(cmd).returncode:
+            failed.append(name)
+    sys.exit(f"failed: {failed}" if failed else 0)
+
 
 if __name__ == "__main__":
-    here = Path(__file__).resolve().parent
-    failed = [s for s in SCRIPTS if subprocess.run([sys.executable, str(here / s), *sys.argv[1:]]).returncode]
-    sys.exit(f"failed: {failed}" if failed else 0)
+    main()

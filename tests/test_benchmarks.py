@@ -95,3 +95,14 @@ def test_reconstruction_quality_script(tmp_path):
     assert [r["method"].split()[0] for r in rows] == ["vq", "k-means", "Pillow"]
     assert rows[0]["bpp"] == rows[1]["bpp"] == 0.125 and 0.05 < rows[2]["bpp"] < 1.0
     assert rows[1]["psnr_minus_kmeans_db"] == 0 and all(10 < r["psnr"] < 40 for r in rows)
+
+
+def test_run_all_lists_every_script_and_forwards_the_device():
+    proc = subprocess.run([sys.executable, "benchmarks/run_all.py", "--device", "cuda", "--dry-run"], cwd=REPO,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    cmds = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("$ ")]
+    scripts = sorted(p.name for p in (REPO / "benchmarks").glob("*.py") if p.name not in ("run_all.py", "timing.py"))
+    assert sorted(c[1].rsplit("/", 1)[-1] for c in cmds) == scripts  # no script is left out
+    device = {c[1].rsplit("/", 1)[-1]: c[2:] == ["--device", "cuda"] for c in cmds}
+    assert device["image_throughput.py"] and device["lm_throughput.py"] and not device["text_throughput.py"]

@@ -120,3 +120,15 @@ def test_bad_size_policy(tok):
         ImageTokenizer(tok.model, size_policy="resize")
     with pytest.raises(ValueError, match="target size 30 must be a positive multiple of the downsample factor 8"):
         ImageTokenizer(tok.model, size_policy="center_crop", size=30)
+
+
+@pytest.mark.gpu
+def test_cuda_codes_agree_with_cpu(tok, samples):
+    """The same weights on CUDA give (almost) the same codes: only latents on a rounding boundary may flip."""
+    x = tok.encode(samples / "images/coffee.png")
+    gpu = ImageTokenizer.from_configs(TINY, QuantizerConfig(kind="fsq", levels=[4, 4, 4]))
+    gpu.model.load_state_dict(tok.model.state_dict())
+    gpu = gpu.to("cuda")
+    y = gpu.encode(samples / "images/coffee.png")
+    assert y.device.type == "cuda" and (y.cpu() == x).float().mean() > 0.99
+    assert gpu.decode(y).device.type == "cuda"

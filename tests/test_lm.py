@@ -75,3 +75,15 @@ def test_two_cpu_processes_agree(shards, tmp_path, fsdp):
 
     saved = Transformer.from_pretrained(tmp_path / "model")  # the gathered, unsharded weights
     assert f"{sum(p.double().sum() for p in saved.parameters()):.10e}" == sums[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("compile_", [False, True], ids=["eager", "compile"])
+def test_lm_on_cuda_bf16(compose, shards, tmp_path, compile_):
+    """``task=lm`` on CUDA: bf16 autocast (and ``torch.compile``), loss falls, MFU is reported."""
+    m = run_task(compose([*[o for o in TINY if o != "trainer.device=cpu"], f"task.data={shards}",
+                          "trainer.max_steps=30", "task.lr=3e-3", "trainer.device=cuda",
+                          f"trainer.compile={compile_}"]), tmp_path)
+    rows = _rows(tmp_path)
+    assert rows[-1]["loss"] < 0.9 * rows[0]["loss"] and m["tokens_per_s"] > 0
+    assert m.get("mfu") is None or 0 < m["mfu"] < 1

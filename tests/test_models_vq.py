@@ -45,6 +45,34 @@ def test_quantizer_bad_config_and_codes():
         q.decode_codes(torch.tensor([[[0], [64]]]))
     with pytest.raises(ValueError, match="expects \\[B, 8, \\*spatial\\]"):
         q(torch.randn(2, 4, 3, 3))
+    with pytest.raises(ValueError, match="cannot be combined with fsq_preserve_symmetry"):
+        Quantizer(8, QuantizerConfig(kind="fsq", levels=[4, 4], fsq_entropy_weight=0.1, fsq_preserve_symmetry=True))
+    with pytest.raises(ValueError, match="fsq_entropy_temperature must be > 0"):
+        Quantizer(8, QuantizerConfig(kind="fsq", levels=[4, 4], fsq_entropy_weight=0.1, fsq_entropy_temperature=0))
+
+
+@pytest.mark.parametrize("levels", [[8, 8, 4], [5, 3], [7, 4, 4, 3]])
+def test_fsq_entropy_loss_matches_the_hard_codes(levels):
+    """At a tiny temperature the soft assignment is the library's rounding: no per-latent entropy, and the
+    batch term is exactly the entropy of the histogram of the codes FSQ emits."""
+    from models.quantizer import code_histogram, fsq_entropy_loss
+
+    torch.manual_seed(0)
+    q = Quantizer(6, QuantizerConfig(kind="fsq", levels=levels, fsq_entropy_weight=1.0)).eval()
+    seq = torch.randn(4, 300, 6) * 2
+    codes = q(seq.transpose(1, 2)).codes
+    p = code_histogram(codes, q.codebook_size).double() / codes.numel()
+    entropy = -(p[p > 0] * p[p > 0].log()).sum()
+    loss = fsq_entropy_loss(q.q, seq, temperature=1e-4)
+    assert loss.item() == pytest.approx(-entropy.item(), abs=1e-3)
+    # the loss is part of the quantiser's loss in training only, and has gradients towards the encoder
+    q.train()
+    z = seq.transpose(1, 2).clone().requires_grad_(True)
+    out = q(z)
+    assert out.loss.item() == pytest.approx(fsq_entropy_loss(q.q, seq).item(), rel=1e-5)
+    out.loss.backward()
+    assert z.grad.abs().sum() > 0
+    assert q.eval()(z).loss.item() == 0.0
 
 
 @pytest.mark.parametrize("kind", QUANTIZER_KINDS)
