@@ -3,7 +3,8 @@
 The f8 image tokenizer and the causal f8 video tokenizer (4x in time) tokenize sample photographs (and clips
 of ``--frames`` photographs) at ``--size``; k-means on 8x8 pixel patches at the same codebook size is the
 baseline measured in the same run. Weights are untrained (speed does not depend on them). ``--device cuda``
-measures a GPU (bf16 autocast) and reports peak memory per setting; on the CPU peak memory is not reported.
+measures a GPU (bf16 autocast). Peak memory per setting: allocated CUDA memory on a GPU, the growth of the
+process's resident memory (sampled) on the CPU.
 
     python benchmarks/image_throughput.py                                  # vq, fsq, lfq; batches 1 16 64
     python benchmarks/image_throughput.py --kinds fsq --batches 2 --size 64 --frames 5 --out /tmp/img.json
@@ -18,7 +19,7 @@ import platform
 from pathlib import Path
 
 import torch
-from timing import best_of
+from timing import PeakResident, best_of
 
 from modalities import ImageTokenizer
 from modalities.baselines import image_to_patches
@@ -36,16 +37,18 @@ QUANTIZERS = {"vq": QuantizerConfig(kind="vq", codebook_size=1024), "fsq": Quant
 
 
 def _timed(fn, repeat: int, cuda: bool) -> tuple[float, float | None]:
-    """Best seconds of ``fn`` and, on CUDA, its peak memory in MiB."""
+    """Best seconds of ``fn`` and its peak memory in MiB: allocated on CUDA, resident growth on the CPU."""
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    seconds = best_of(fn, repeat, cuda)
-    return seconds, torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        return best_of(fn, repeat, cuda), torch.cuda.max_memory_allocated() / 2**20
+    with PeakResident() as mem:
+        seconds = best_of(fn, repeat, cuda)
+    return seconds, mem.mib
 
 
 def measure(tok, x: torch.Tensor, km: KMeans, items: int, repeat: int, cuda: bool, amp) -> dict:
     """Encode/decode speed of ``tok`` on batch ``x`` (``items`` images or frames) and of k-means on its 8x8
-    patches; the peak memory of the slower of encode and decode on CUDA."""
+    patches; the larger peak memory of encode and decode."""
     patches = x.flatten(0, 1) if x.ndim == 5 else x
     with amp, torch.inference_mode():
         codes = tok.encode(x)
