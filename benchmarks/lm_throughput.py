@@ -45,7 +45,7 @@ def measure(size: str, setting: str, device: torch.device, steps: int, warmup: i
 
     def step() -> None:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            logits = net(ids[:, :-1])
+            logits = net(ids[:, :-1], check_ids=False)  # ids are in range by construction
         loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), ids[:, 1:].flatten())
         loss.backward()
         opt.step()

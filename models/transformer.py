@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["KVCache", "Transformer", "TransformerConfig", "lm_loss"]
+__all__ = ["KVCache", "Transformer", "TransformerConfig", "lm_loss", "lm_loss_sums", "loss_report"]
 
 
 @dataclass
@@ -198,20 +198,49 @@ class Transformer(nn.Module):
             raise ValueError(f"cannot load a Transformer from {directory}: {e}") from None
         return model
 
-    def forward(self, ids: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+    def forward(self, ids: torch.Tensor, cache: KVCache | None = None, check_ids: bool = True) -> torch.Tensor:
+        """Logits ``float[B, T, vocab_size]`` for ``ids`` long[B, T] (after ``cache.length`` cached positions).
+
+        ``check_ids`` refuses ids outside the vocabulary with a clear error; it reads the ids' range back
+        from the device, so a training loop that has checked its batches on the CPU passes ``False``
+        (no host-device sync, no graph break under ``torch.compile``).
+        """
         if ids.ndim != 2 or ids.dtype != torch.long:
             raise ValueError(f"ids must be LongTensor[B, T], got {ids.dtype} of shape {tuple(ids.shape)}")
         start = cache.length if cache is not None else 0
         t = ids.shape[1]
         if start + t > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {start + t} positions exceeds max_seq_len={self.cfg.max_seq_len}")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.cfg.vocab_size):
+        if check_ids and ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.cfg.vocab_size):
             raise ValueError(f"ids must be in [0, {self.cfg.vocab_size}), got [{int(ids.min())}, {int(ids.max())}]")
         cos, sin = self.rope_cos[start:start + t], self.rope_sin[start:start + t]
         x = self.embed(ids)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, cache, i)
         return self.head(self.norm(x))
+
+
+def lm_loss_sums(logits: torch.Tensor, targets: torch.Tensor, modality: torch.Tensor, num_modalities: int,
+                 ignore_index: int = -100) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Next-token loss without a host-device sync: what a training loop calls every step.
+
+    Args:
+        logits: float[B, T, V].
+        targets: long[B, T] (``ignore_index`` positions are skipped).
+        modality: long[B, T] registry modality index of each target, in ``[0, num_modalities)``.
+        num_modalities: how many modality indices there are (specials are index 0).
+    Returns:
+        ``(loss, sums, counts)``: the mean cross-entropy (differentiable), and per modality index the
+        summed loss ``float[num_modalities]`` (detached) and the number of targets ``float[num_modalities]``.
+    """
+    per = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index,
+                          reduction="none")  # 0 at ignored positions
+    weight = (targets.flatten() != ignore_index).to(per.dtype)
+    loss = per.sum() / weight.sum().clamp_min(1.0)
+    mod = modality.flatten()
+    sums = per.new_zeros(num_modalities).index_add_(0, mod, per.detach())
+    counts = per.new_zeros(num_modalities).index_add_(0, mod, weight)
+    return loss, sums, counts
 
 
 def lm_loss(logits: torch.Tensor, targets: torch.Tensor, modality: torch.Tensor | None = None,
@@ -224,16 +253,20 @@ def lm_loss(logits: torch.Tensor, targets: torch.Tensor, modality: torch.Tensor 
         modality: long[B, T] registry modality index of each target (0 = specials).
         names: modality index -> name for the report (default ``m<index>``).
     Returns:
-        ``(loss, {"loss": ..., "loss_<name>": ...})`` with floats for the report.
+        ``(loss, {"loss": ..., "loss_<name>": ...})`` with floats for the report (this reads the values
+        back from the device; training loops use :func:`lm_loss_sums`).
     """
-    per = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=ignore_index,
-                          reduction="none")
-    valid = targets.flatten() != ignore_index
-    loss = per[valid].mean() if valid.any() else per.sum() * 0
+    mod = torch.zeros_like(targets) if modality is None else modality
+    n = max([int(mod.max()) if mod.numel() else 0, *(names or {})]) + 1
+    loss, sums, counts = lm_loss_sums(logits, targets, mod, n, ignore_index)
+    return loss, (loss_report(loss, sums, counts, names) if modality is not None else {"loss": float(loss.detach())})
+
+
+def loss_report(loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor,
+                names: dict[int, str] | None = None) -> dict[str, float]:
+    """``{"loss": ..., "loss_<name>": ...}`` from :func:`lm_loss_sums` output (modalities with no target left out)."""
     report = {"loss": float(loss.detach())}
-    if modality is not None:
-        mod = modality.flatten()
-        for idx in mod[valid].unique().tolist():
-            sel = valid & (mod == idx)
-            report[f"loss_{(names or {}).get(idx, f'm{idx}')}"] = float(per[sel].detach().mean())
-    return loss, report
+    for idx, (s, c) in enumerate(zip(sums.tolist(), counts.tolist(), strict=True)):
+        if c > 0:
+            report[f"loss_{(names or {}).get(idx, f'm{idx}')}"] = s / c
+    return report

@@ -8,7 +8,7 @@ import torch
 from modalities import Segment, VocabRegistry, pack, unpack
 from modalities.generate import StreamGrammar, generate, segment_prefix
 from modalities.stream import StreamFormatError
-from models.transformer import Transformer, TransformerConfig, lm_loss
+from models.transformer import Transformer, TransformerConfig, lm_loss, lm_loss_sums
 
 
 def _registry() -> VocabRegistry:
@@ -84,6 +84,30 @@ def test_loss_per_modality_and_training_step():
     n["special"] = int((mod[:, 1:] == 0).sum())
     weighted = sum(report[f"loss_{k}"] * v for k, v in n.items()) / sum(n.values())
     assert weighted == pytest.approx(report["loss"], rel=1e-4)
+
+
+def test_loss_sums_match_a_direct_computation_and_skip_ignored_targets():
+    torch.manual_seed(0)
+    logits, targets = torch.randn(2, 5, 11), torch.randint(0, 11, (2, 5))
+    mod = torch.tensor([[0, 1, 1, 2, 2], [1, 1, 3, 3, 0]])
+    targets[1, 4] = -100  # ignored: counts nowhere
+    loss, sums, counts = lm_loss_sums(logits, targets, mod, 4)
+    per = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none",
+                                            ignore_index=-100)
+    keep = targets.flatten() != -100
+    assert loss.item() == pytest.approx(per[keep].mean().item(), rel=1e-6)
+    assert counts.tolist() == [1, 4, 2, 2] and sums.sum().item() == pytest.approx(per.sum().item(), rel=1e-6)
+    for i in range(4):
+        sel = keep & (mod.flatten() == i)
+        assert sums[i].item() == pytest.approx(per[sel].sum().item(), rel=1e-6)
+    _, report = lm_loss(logits, targets, mod, {0: "special", 1: "text", 2: "image", 3: "audio"})
+    assert report["loss_audio"] == pytest.approx(sums[3].item() / 2, rel=1e-6)
+    assert set(lm_loss(logits, targets)[1]) == {"loss"}
+    # a training loop that checked its ids on the CPU skips the model's own check (no sync, no graph break)
+    model = Transformer(TransformerConfig(vocab_size=11, dim=16, n_layers=1, n_heads=2))
+    with pytest.raises(ValueError, match="ids must be in \\[0, 11\\), got \\[0, 11\\]"):
+        model(torch.tensor([[0, 11]]))
+    assert torch.equal(model(targets.clamp_min(0), check_ids=False), model(targets.clamp_min(0)))
 
 
 def test_grammar_masks():

@@ -29,7 +29,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
-from models.transformer import Transformer, TransformerConfig, lm_loss
+from models.transformer import Transformer, TransformerConfig, lm_loss_sums, loss_report
 
 from ..fileio import atomic_path
 from ..registry import VocabRegistry
@@ -148,7 +148,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         tb = SummaryWriter(str(out_dir / "tb"))
     log.info("lm: %s parameters, %d tokens in the stream, %d rank(s)%s", f"{n_params:,}", len(stream), world,
              " (FSDP)" if world > 1 and t.fsdp else "")
-    window: dict[str, list[float]] = {}  # losses since the last log line, averaged there
+    # losses since the last log line, kept on the device (no sync per step) and averaged there
+    window = {"loss": torch.zeros((), device=device), "n": 0,
+              "sums": torch.zeros(len(names), device=device), "counts": torch.zeros(len(names), device=device)}
     report: dict[str, float] = {}
     t0 = t_last = time.perf_counter()
     tokens = tokens_last = 0
@@ -156,14 +158,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     while step < tr.max_steps:
         opt.zero_grad(set_to_none=True)
         for _ in range(t.grad_accum):
-            batch = random_blocks(stream, t.block_size, t.batch_size, gen).to(device)
+            batch = random_blocks(stream, t.block_size, t.batch_size, gen)
+            mod = registry.modality_of(batch)  # checks every id against the layout, on the CPU
+            batch, mod = batch.to(device, non_blocking=True), mod.to(device, non_blocking=True)
             x, y = batch[:, :-1], batch[:, 1:]
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
-                logits = net(x)
-            loss, batch_report = lm_loss(logits, y, registry.modality_of(y.contiguous()), names)
+                logits = net(x, check_ids=False)
+            loss, sums, counts = lm_loss_sums(logits, y, mod[:, 1:], len(names))
             (loss / t.grad_accum).backward()
-            for k, v in batch_report.items():
-                window.setdefault(k, []).append(v)
+            window["loss"] += loss.detach()
+            window["n"] += 1
+            window["sums"] += sums
+            window["counts"] += counts
             tokens += y.numel() * world
         torch.nn.utils.clip_grad_norm_(model.parameters(), tr.grad_clip or float("inf"))
         opt.step()
@@ -171,7 +177,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         step += 1
         last = step == tr.max_steps
         if step % tr.log_every == 0 or last:
-            report, window = {k: sum(v) / len(v) for k, v in window.items()}, {}
+            report = loss_report(window["loss"] / window["n"], window["sums"], window["counts"], names)
+            window = {k: v * 0 for k, v in window.items()}
         if metrics is not None and (step % tr.log_every == 0 or last):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
