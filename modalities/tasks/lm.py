@@ -148,9 +148,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         tb = SummaryWriter(str(out_dir / "tb"))
     log.info("lm: %s parameters, %d tokens in the stream, %d rank(s)%s", f"{n_params:,}", len(stream), world,
              " (FSDP)" if world > 1 and t.fsdp else "")
-    # losses since the last log line, kept on the device (no sync per step) and averaged there
-    window = {"loss": torch.zeros((), device=device), "n": 0,
-              "sums": torch.zeros(len(names), device=device), "counts": torch.zeros(len(names), device=device)}
+    # summed losses and target counts per modality since the last log line, kept on the device (no sync per step)
+    window_sums, window_counts = torch.zeros(len(names), device=device), torch.zeros(len(names), device=device)
     report: dict[str, float] = {}
     t0 = t_last = time.perf_counter()
     tokens = tokens_last = 0
@@ -166,10 +165,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                 logits = net(x, check_ids=False)
             loss, sums, counts = lm_loss_sums(logits, y, mod[:, 1:], len(names))
             (loss / t.grad_accum).backward()
-            window["loss"] += loss.detach()
-            window["n"] += 1
-            window["sums"] += sums
-            window["counts"] += counts
+            window_sums += sums
+            window_counts += counts
             tokens += y.numel() * world
         torch.nn.utils.clip_grad_norm_(model.parameters(), tr.grad_clip or float("inf"))
         opt.step()
@@ -177,8 +174,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         step += 1
         last = step == tr.max_steps
         if step % tr.log_every == 0 or last:
-            report = loss_report(window["loss"] / window["n"], window["sums"], window["counts"], names)
-            window = {k: v * 0 for k, v in window.items()}
+            report = loss_report(window_sums.sum() / window_counts.sum(), window_sums, window_counts, names)
+            window_sums.zero_()
+            window_counts.zero_()
         if metrics is not None and (step % tr.log_every == 0 or last):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
