@@ -23,10 +23,10 @@ import torch
 from timing import best_of
 
 from modalities.audio import SpectrogramTokenizer
-from modalities.baselines import mel_to_vectors
-from modalities.samples import samples_root
+from modalities.data.samples import samples_root
+from modalities.data.waveform import AudioInputConfig, prepare_audio
+from modalities.eval.baselines import mel_to_vectors
 from modalities.semantic import SemanticAudioTokenizer
-from modalities.waveform import AudioInputConfig, prepare_audio
 from models.kmeans import KMeans
 from models.melspec import MelConfig
 from models.melvq import MelVQConfig

@@ -22,10 +22,10 @@ import torch
 from timing import PeakResident, best_of
 
 from modalities import ImageTokenizer
-from modalities.baselines import image_to_patches
-from modalities.datasets import center_crop_multiple
-from modalities.io import load_image
-from modalities.samples import samples_root
+from modalities.data.datasets import center_crop_multiple
+from modalities.data.io import load_image
+from modalities.data.samples import samples_root
+from modalities.eval.baselines import image_to_patches
 from modalities.video import VideoTokenizer
 from models.kmeans import KMeans
 from models.quantizer import QuantizerConfig

@@ -22,8 +22,8 @@ import torch
 
 from modalities import ImageTokenizer, MultimodalTokenizer, TextTokenizer
 from modalities.audio import SpectrogramTokenizer
+from modalities.data.samples import samples_root
 from modalities.multimodal import read_manifest
-from modalities.samples import samples_root
 from modalities.shards import pretokenize
 from models.melspec import MelConfig
 from models.melvq import MelVQConfig

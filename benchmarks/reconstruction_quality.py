@@ -17,10 +17,10 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from modalities.baselines import jpeg_baseline
 from modalities.config import register_configs
-from modalities.datasets import center_crop_multiple
-from modalities.io import IMAGE_SUFFIXES, load_image
+from modalities.data.datasets import center_crop_multiple
+from modalities.data.io import IMAGE_SUFFIXES, load_image
+from modalities.eval.baselines import jpeg_baseline
 from modalities.tasks.demo import run_stage
 from modalities.tasks.vq import media_split
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from modalities import TextTokenizer
-from modalities.samples import samples_root
+from modalities.data.samples import samples_root
 
 
 def _best_of(fn: Callable[[], int], repeat: int) -> tuple[float, int]:

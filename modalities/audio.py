@@ -22,7 +22,7 @@ from models.melvq import MelVQAutoencoder, MelVQConfig
 from models.quantizer import QuantizerConfig
 
 from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
-from .waveform import AudioInputConfig, prepare_audio
+from .data.waveform import AudioInputConfig, prepare_audio
 
 __all__ = ["SpectrogramTokenizer", "audio_codes", "model_codes"]
 
@@ -46,7 +46,7 @@ def model_codes(codes: Any, num_codebooks: int) -> torch.Tensor:
 class SpectrogramTokenizer(VQTokenizer):
     """Spectrogram tokens: ``encode(audio) -> LongTensor[B, K, T']``, ``decode(codes) -> float[B, T]``.
 
-    ``K`` is 1 except with residual VQ. Inputs: see :func:`modalities.waveform.prepare_audio`;
+    ``K`` is 1 except with residual VQ. Inputs: see :func:`modalities.data.waveform.prepare_audio`;
     with ``mono=False`` each channel is its own batch row (``B * C`` rows, channel-minor).
     """
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from . import __version__
-from .fileio import atomic_path, atomic_write_text, read_json
+from .data.fileio import atomic_path, atomic_write_text, read_json
 
 CONFIG_NAME = "config.json"
 WEIGHTS = "model.safetensors"

@@ -19,9 +19,9 @@ from models.transformer import TransformerConfig
 from models.vqae import VQAEConfig
 from models.vqae3d import VQAE3DConfig
 
+from .data.waveform import AudioInputConfig
 from .text import TextTokenizerConfig
-from .trainer import TrainerConfig
-from .waveform import AudioInputConfig
+from .training.trainer import TrainerConfig
 
 
 @dataclass

@@ -3,7 +3,7 @@
 Accepts float tensors in [0, 1], uint8 tensors, PIL images and file paths;
 grayscale, RGBA and 16-bit inputs are converted to RGB. Height and width must
 be divisible by the downsample factor: by default other sizes are refused;
-a size policy (pad, center_crop, resize; see :mod:`modalities.sizing`) chosen
+a size policy (pad, center_crop, resize; see :mod:`modalities.data.sizing`) chosen
 when the tokenizer is built, and saved with it, changes that.
 """
 
@@ -20,8 +20,8 @@ from models.quantizer import QuantizerConfig
 from models.vqae import VQAEConfig, VQAutoencoder
 
 from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
-from .io import load_image, pil_to_tensor, tensor_to_rgb
-from .sizing import check_policy, fit_size
+from .data.io import load_image, pil_to_tensor, tensor_to_rgb
+from .data.sizing import check_policy, fit_size
 
 __all__ = ["ImageTokenizer", "load_image"]
 
@@ -43,7 +43,7 @@ class ImageTokenizer(VQTokenizer):
     @classmethod
     def from_configs(cls, ae: VQAEConfig, quantizer: QuantizerConfig, size_policy: str = "refuse",
                      size: int | None = None) -> ImageTokenizer:
-        """A new, untrained tokenizer (``size_policy``: see :mod:`modalities.sizing`)."""
+        """A new, untrained tokenizer (``size_policy``: see :mod:`modalities.data.sizing`)."""
         return cls(VQAutoencoder(ae, quantizer), size_policy, size)
 
     # -------------------------------------------------------------- inputs

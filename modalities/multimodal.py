@@ -28,8 +28,8 @@ import torch
 
 from . import __version__
 from .base import Tokenizer, TokenizerLoadError
-from .fileio import atomic_write_text, read_json
-from .io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from .data.fileio import atomic_write_text, read_json
+from .data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .registry import VocabRegistry
 from .stream import Segment, TokenSequence, pack, unpack
 

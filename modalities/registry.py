@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from .fileio import atomic_write_text, read_json
+from .data.fileio import atomic_write_text, read_json
 
 __all__ = [
     "KINDS",

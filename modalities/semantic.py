@@ -24,8 +24,8 @@ from torch import nn
 from models.kmeans import KMeans
 
 from .base import WEIGHTS, Tokenizer, TokenizerLoadError, batched_codes
-from .fileio import atomic_path
-from .waveform import AudioInputConfig, prepare_audio
+from .data.fileio import atomic_path
+from .data.waveform import AudioInputConfig, prepare_audio
 
 __all__ = ["DEFAULT_FEATURES", "SemanticAudioTokenizer", "run_length_dedup"]
 

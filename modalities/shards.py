@@ -30,8 +30,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .fileio import atomic_path, atomic_write_text
-from .io import load_audio, load_image
+from .data.fileio import atomic_path, atomic_write_text
+from .data.io import load_audio, load_image
 from .multimodal import Audio, Image, MultimodalTokenizer, Video
 
 __all__ = ["ShardReader", "pretokenize"]

@@ -19,7 +19,7 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from .base import Tokenizer, TokenizerLoadError
-from .fileio import atomic_write_text
+from .data.fileio import atomic_write_text
 
 __all__ = ["TextTokenizer", "TextTokenizerConfig"]
 

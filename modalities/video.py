@@ -25,9 +25,9 @@ from models.quantizer import QuantizerConfig
 from models.vqae3d import CausalVQAutoencoder, VQAE3DConfig
 
 from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
+from .data.io import load_video, tensor_to_rgb
+from .data.sizing import check_policy, fit_size
 from .image import ImageTokenizer
-from .io import load_video, tensor_to_rgb
-from .sizing import check_policy, fit_size
 
 __all__ = ["VideoTokenizer"]
 

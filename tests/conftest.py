@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from modalities import TextTokenizer, VocabRegistry
-from modalities.samples import samples_root
+from modalities.data.samples import samples_root
 
 REPO = Path(__file__).resolve().parents[1]
 

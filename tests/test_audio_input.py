@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modalities.io import load_audio
-from modalities.waveform import AudioInputConfig, check_sample_rate, prepare_audio
+from modalities.data.io import load_audio
+from modalities.data.waveform import AudioInputConfig, check_sample_rate, prepare_audio
 
 CFG = AudioInputConfig(sample_rate=16000)
 

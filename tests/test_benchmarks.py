@@ -10,13 +10,13 @@ import time
 import pytest
 import torch
 
-from modalities.baselines import jpeg_at_bpp
+from modalities.eval.baselines import jpeg_at_bpp
 
 from .conftest import REPO
 
 
 def test_jpeg_at_bpp_picks_the_nearest_size(samples):
-    from modalities.io import load_image
+    from modalities.data.io import load_image
 
     img = load_image(samples / "images/chelsea.png")
     low, low_bpp, q_low = jpeg_at_bpp(img, 0.3)

@@ -106,7 +106,7 @@ def test_size_policies(tok, policy, size, expect, tmp_path):
     loaded = ImageTokenizer.from_pretrained(t.save_pretrained(tmp_path / policy))
     assert (loaded.size_policy, loaded.size) == (policy, size)
     if policy == "pad":  # replicate padding keeps the original pixels in the top-left corner
-        from modalities.sizing import fit_size
+        from modalities.data.sizing import fit_size
 
         padded = fit_size(x, 8, "pad")
         assert padded.shape == (3, 64, 72) and torch.equal(padded[:, :60, :70], x)

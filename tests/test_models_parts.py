@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modalities.baselines import image_to_patches, kmeans_patch_baseline, patches_to_image
+from modalities.eval.baselines import image_to_patches, kmeans_patch_baseline, patches_to_image
 from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from models.kmeans import KMeans
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from modalities import ImageTokenizer, VideoTokenizer
-from modalities.datasets import split_by_file
+from modalities.data.datasets import split_by_file
 from modalities.tasks import run_task
 
 from .conftest import REPO

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from modalities import ImageTokenizer, Segment, TokenizerLoadError, VideoTokenizer, VocabRegistry, pack, unpack
-from modalities.io import load_video
+from modalities.data.io import load_video
 from models.quantizer import QUANTIZER_KINDS, QuantizerConfig
 from models.vqae import VQAEConfig
 from models.vqae3d import CausalVQAutoencoder, VQAE3DConfig

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from modalities import Segment, pack
-from modalities.viz import image_scores, plot_codebook_usage, plot_token_stream, show_mels, show_reconstructions
+from modalities.eval.viz import image_scores, plot_codebook_usage, plot_token_stream, show_mels, show_reconstructions
 
 from .conftest import REPO, make_registry
 

@@ -9,11 +9,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from ..audio_eval import save_wav
-from ..io import AUDIO_SUFFIXES
+from ..data.io import AUDIO_SUFFIXES
+from ..data.waveform import AudioInputConfig
+from ..eval.audio_eval import save_wav
 from ..semantic import SemanticAudioTokenizer
-from ..trainer import resolve_device
-from ..waveform import AudioInputConfig
+from ..training.trainer import resolve_device
 from .audio_spectrogram import load_waves
 from .vq import encode_throughput, finish, media_split
 

@@ -10,12 +10,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..audio import SpectrogramTokenizer
-from ..audio_eval import spectrogram_metrics
-from ..audio_trainer import SpectrogramTrainer
-from ..baselines import kmeans_mel_baseline
-from ..datasets import AudioCrops
-from ..io import AUDIO_SUFFIXES
-from ..waveform import AudioInputConfig, prepare_audio
+from ..data.datasets import AudioCrops
+from ..data.io import AUDIO_SUFFIXES
+from ..data.waveform import AudioInputConfig, prepare_audio
+from ..eval.audio_eval import spectrogram_metrics
+from ..eval.baselines import kmeans_mel_baseline
+from ..training.audio_trainer import SpectrogramTrainer
 from .vq import encode_throughput, finish, media_split, quantizer_config, train_vq
 
 log = logging.getLogger("mmtok")

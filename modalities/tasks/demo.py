@@ -29,13 +29,13 @@ from omegaconf import DictConfig, open_dict
 from models.transformer import Transformer
 
 from ..audio import SpectrogramTokenizer
-from ..audio_eval import save_wav
-from ..fileio import atomic_write_text
+from ..data.fileio import atomic_write_text
+from ..data.samples import data_root
+from ..eval.audio_eval import save_wav
+from ..eval.report import copy_latest_samples, metrics_table, plot_losses
 from ..generate import generate, segment_prefix
 from ..image import ImageTokenizer
 from ..multimodal import Audio, MultimodalTokenizer, Text, read_manifest
-from ..report import copy_latest_samples, metrics_table, plot_losses
-from ..samples import data_root
 from ..shards import pretokenize
 from ..text import TextTokenizer
 

@@ -10,10 +10,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from models.vqae import VQAutoencoder
 
-from ..baselines import kmeans_patch_baseline
-from ..datasets import ImageCrops, center_crop_multiple
+from ..data.datasets import ImageCrops, center_crop_multiple
+from ..data.io import IMAGE_SUFFIXES, load_image
+from ..eval.baselines import kmeans_patch_baseline
 from ..image import ImageTokenizer
-from ..io import IMAGE_SUFFIXES, load_image
 from .vq import check_crop, encode_throughput, finish, media_split, quantizer_config, train_vq
 
 log = logging.getLogger("mmtok")

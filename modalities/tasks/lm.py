@@ -2,7 +2,7 @@
 
 Blocks of ``block_size + 1`` ids are drawn at random offsets of the
 concatenated token stream (each rank with its own seed); AdamW with warm-up
-and cosine decay (:func:`modalities.trainer.lr_factor`), gradient
+and cosine decay (:func:`modalities.training.trainer.lr_factor`), gradient
 accumulation, gradient clipping, bf16 autocast and optional ``torch.compile``
 on CUDA. ``torchrun --nproc_per_node=N train.py task=lm ...`` starts DDP
 (gloo on CPU, NCCL on GPU), or FSDP with ``task.fsdp=true``. Every
@@ -31,11 +31,11 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 
 from models.transformer import Transformer, TransformerConfig, lm_loss_sums, loss_report
 
-from ..fileio import atomic_path
+from ..data.fileio import atomic_path
+from ..data.runlog import MetricsLog
 from ..registry import VocabRegistry
-from ..runlog import MetricsLog
 from ..shards import ShardReader
-from ..trainer import lr_factor, resolve_device
+from ..training.trainer import lr_factor, resolve_device
 
 log = logging.getLogger("mmtok")
 

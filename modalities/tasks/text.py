@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from ..runlog import MetricsLog
-from ..samples import data_root, resolve_files
+from ..data.runlog import MetricsLog
+from ..data.samples import data_root, resolve_files
 from ..text import TextTokenizer
 
 

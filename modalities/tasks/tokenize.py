@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from ..multimodal import MultimodalTokenizer, read_manifest
 from ..shards import pretokenize
-from ..trainer import resolve_device
+from ..training.trainer import resolve_device
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:

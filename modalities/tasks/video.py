@@ -10,8 +10,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from models.vqae3d import CausalVQAutoencoder
 
-from ..datasets import VideoClips, center_crop_multiple
-from ..io import VIDEO_SUFFIXES, load_video
+from ..data.datasets import VideoClips, center_crop_multiple
+from ..data.io import VIDEO_SUFFIXES, load_video
 from ..video import VideoTokenizer
 from .vq import check_crop, encode_throughput, finish, media_split, quantizer_config, train_vq
 

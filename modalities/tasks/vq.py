@@ -14,11 +14,11 @@ from models.quantizer import QuantizerConfig
 from models.vqae import VQModel
 
 from ..base import Tokenizer
-from ..datasets import infinite_batches, split_by_file
-from ..io import list_media
-from ..runlog import MetricsLog
-from ..samples import data_root, media_folder
-from ..trainer import VQTrainer
+from ..data.datasets import infinite_batches, split_by_file
+from ..data.io import list_media
+from ..data.runlog import MetricsLog
+from ..data.samples import data_root, media_folder
+from ..training.trainer import VQTrainer
 
 log = logging.getLogger("mmtok")
 

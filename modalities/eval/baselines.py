@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from models.kmeans import KMeans
 
-from .datasets import center_crop_multiple
+from ..data.datasets import center_crop_multiple
 from .metrics import psnr, ssim
 
 __all__ = ["image_to_patches", "jpeg_at_bpp", "jpeg_baseline", "kmeans_mel_baseline", "kmeans_patch_baseline",
@@ -62,7 +62,7 @@ def jpeg_at_bpp(image: torch.Tensor, bpp: float) -> tuple[torch.Tensor, float, i
     ``bpp`` bits per pixel; returns the decoded image, its bits per pixel and the quality."""
     from PIL import Image
 
-    from .io import pil_to_tensor
+    from ..data.io import pil_to_tensor
 
     arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
     pil, pixels = Image.fromarray(arr), image.shape[-1] * image.shape[-2]

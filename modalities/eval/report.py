@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .fileio import atomic_write_text
-from .runlog import MetricsLog
+from ..data.fileio import atomic_write_text
+from ..data.runlog import MetricsLog
 
 __all__ = ["copy_latest_samples", "metrics_table", "plot_losses"]
 

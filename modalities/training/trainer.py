@@ -24,9 +24,9 @@ from tqdm.auto import tqdm
 from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from models.vqae import VQModel
 
-from .fileio import atomic_path
-from .metrics import CodeStats, psnr, ssim
-from .runlog import MetricsLog
+from ..data.fileio import atomic_path
+from ..data.runlog import MetricsLog
+from ..eval.metrics import CodeStats, psnr, ssim
 
 __all__ = ["TrainerConfig", "VQTrainer"]
 

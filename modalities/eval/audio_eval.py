@@ -19,7 +19,7 @@ import torch
 
 from models.melspec import LogMel
 
-from .fileio import atomic_path
+from ..data.fileio import atomic_path
 
 __all__ = ["save_wav", "spectrogram_metrics"]
 

@@ -1,6 +1,6 @@
 """The VQ training loop for spectrogram tokenizers: batches are waveforms, validation listens.
 
-:class:`SpectrogramTrainer` is :class:`modalities.trainer.VQTrainer` with the
+:class:`SpectrogramTrainer` is :class:`modalities.training.trainer.VQTrainer` with the
 log-mel front end as its input layout (waveform crops ``[B, T]`` -> normalised
 log-mel ``[B, 1, n_mels, F]``) and its own validation: log-mel L1 in dB,
 SI-SDR of the Griffin-Lim waveform, codebook usage and perplexity; WAV files of
@@ -17,8 +17,8 @@ import torch
 from models.melspec import LogMel
 from models.vqae import VQModel
 
-from .audio_eval import save_wav, spectrogram_metrics
-from .metrics import CodeStats
+from ..eval.audio_eval import save_wav, spectrogram_metrics
+from ..eval.metrics import CodeStats
 from .trainer import TrainerConfig, VQTrainer
 
 __all__ = ["SpectrogramTrainer"]

@@ -11,7 +11,7 @@ ENV_VAR = "MMTOK_SAMPLES"
 
 def samples_root() -> Path:
     """The bundled sample folder (``$MMTOK_SAMPLES`` overrides it)."""
-    root = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[1] / "samples")
+    root = Path(os.environ.get(ENV_VAR) or Path(__file__).resolve().parents[2] / "samples")
     if not root.is_dir():
         raise FileNotFoundError(f"sample data folder not found: {root}; set ${ENV_VAR} or data.root=...")
     return root
