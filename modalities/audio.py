@@ -21,7 +21,7 @@ from models.melspec import LogMel, MelConfig
 from models.melvq import MelVQAutoencoder, MelVQConfig
 from models.quantizer import QuantizerConfig
 
-from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
+from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_model, save_weights
 from .data.waveform import AudioInputConfig, prepare_audio
 
 __all__ = ["SpectrogramTokenizer", "audio_codes", "model_codes"]
@@ -144,13 +144,16 @@ class SpectrogramTokenizer(VQTokenizer):
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> SpectrogramTokenizer:
         try:
             mel = MelConfig(**settings["mel"])
-            model = MelVQAutoencoder(MelVQConfig(**settings["autoencoder"]), QuantizerConfig(**settings["quantizer"]),
-                                     mel.n_mels)
             audio = AudioInputConfig(**settings["audio"])
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise TokenizerLoadError(f"{directory}/config.json: bad spectrogram tokenizer settings ({e})") from None
-        load_weights(model, directory)
-        return cls(model, mel, audio)
+        model = load_model(lambda: MelVQAutoencoder(MelVQConfig(**settings["autoencoder"]),
+                                                    QuantizerConfig(**settings["quantizer"]), mel.n_mels),
+                           directory, "spectrogram tokenizer")
+        try:
+            return cls(model, mel, audio)
+        except (TypeError, ValueError) as e:
+            raise TokenizerLoadError(f"{directory}/config.json: bad spectrogram tokenizer settings ({e})") from None
 
     def __repr__(self) -> str:
         return (f"SpectrogramTokenizer({self.model.quantizer.cfg.kind}, codebook_size={self.codebook_size}, "

@@ -1,30 +1,81 @@
-"""Frame feature extractors for semantic audio units.
+"""Frame feature extractors for semantic audio units, looked up by name.
 
 An extractor is a ``torch.nn.Module`` with ``sample_rate``, ``hop_length``
 (samples per frame) and ``dim`` attributes whose ``forward(wave[B, T])``
-returns ``float[B, T // hop_length, dim]``. Hydra builds one from
-``tokenizer/audio_semantic.features._target_``, so any module with that face
-plugs in. Two come with mmtok:
+returns ``float[B, T // hop_length, dim]``. Extractors are chosen by *name* in
+a table kept in code, never by an import path: a saved tokenizer folder stores
+``{"name": "mfcc", <plain settings>}``, so loading a folder from elsewhere can
+only build extractors this process registered. Two come with mmtok:
 
-* :class:`MFCCFeatures` (default): MFCCs with deltas and delta-deltas
-  (torchaudio, mel filters and DCT as librosa's, so
+* ``mfcc`` (:class:`MFCCFeatures`, default): MFCCs with deltas and
+  delta-deltas (torchaudio, mel filters and DCT as librosa's, so
   ``librosa.feature.inverse.mfcc_to_audio`` inverts the static part);
-* :class:`HubertFeatures`: one transformer layer of a torchaudio HuBERT or
-  wav2vec 2.0 model whose weights the user has on disk. Nothing is downloaded.
+* ``hubert`` (:class:`HubertFeatures`): one transformer layer of a torchaudio
+  HuBERT or wav2vec 2.0 model whose weights the user has on disk. Nothing is
+  downloaded; a saved tokenizer carries the weights in its own folder.
+
+Your own extractor joins with :func:`register_feature_extractor` in your code::
+
+    @register_feature_extractor("energy")
+    class FrameEnergy(nn.Module): ...
+
+    SemanticAudioTokenizer({"name": "energy", "hop_length": 320}, k=64)
+
+An extractor whose weights should travel with a saved tokenizer takes a
+``checkpoint`` argument (a ``safetensors`` file) and has a ``weights()``
+method returning the state to write there.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["HubertFeatures", "MFCCFeatures"]
+__all__ = ["HubertFeatures", "MFCCFeatures", "build_feature_extractor", "feature_extractor_names",
+           "register_feature_extractor"]
+
+F = TypeVar("F", bound=Callable[..., nn.Module])
+_EXTRACTORS: dict[str, Callable[..., nn.Module]] = {}
 
 
+def register_feature_extractor(name: str, factory: F | None = None) -> Any:
+    """Registers ``factory(**settings) -> nn.Module`` under ``name``; usable as a decorator.
+
+    Names are unique: registering a taken name with another factory raises ``ValueError``.
+    """
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"feature extractor name must be alphanumeric (with _ or -), got {name!r}")
+
+    def add(f: F) -> F:
+        if _EXTRACTORS.get(name, f) is not f:
+            raise ValueError(f"feature extractor {name!r} is already registered ({_EXTRACTORS[name]!r})")
+        _EXTRACTORS[name] = f
+        return f
+
+    return add if factory is None else add(factory)
+
+
+def feature_extractor_names() -> list[str]:
+    """The registered names."""
+    return sorted(_EXTRACTORS)
+
+
+def build_feature_extractor(name: str, **settings: Any) -> nn.Module:
+    """The extractor registered as ``name`` built with ``settings``; an unknown name is a ``KeyError`` naming
+    the known ones."""
+    if name not in _EXTRACTORS:
+        raise KeyError(f"unknown feature extractor {name!r}; registered: {feature_extractor_names()} "
+                       "(add yours with modalities.audio_features.register_feature_extractor)")
+    return _EXTRACTORS[name](**settings)
+
+
+@register_feature_extractor("mfcc")
 class MFCCFeatures(nn.Module):
     """``wave[B, T] -> float[B, T // hop_length, 3 * n_mfcc]``: MFCC, delta, delta-delta.
 
@@ -71,6 +122,12 @@ class MFCCFeatures(nn.Module):
         return torch.from_numpy(np.stack(out)).float()
 
 
+# torchaudio builders a saved folder may name (a fixed table: a name from disk never reaches getattr)
+HUBERT_ARCHS = ("hubert_base", "hubert_large", "hubert_xlarge", "wav2vec2_base", "wav2vec2_large",
+                "wav2vec2_large_lv60k", "wav2vec2_model", "hubert_pretrain_base")
+
+
+@register_feature_extractor("hubert")
 class HubertFeatures(nn.Module):
     """Hidden states of layer ``layer`` of a HuBERT/wav2vec 2.0 model built by torchaudio, weights from a local file.
 
@@ -91,21 +148,20 @@ class HubertFeatures(nn.Module):
         path = Path(checkpoint)
         if not path.is_file():
             raise FileNotFoundError(f"HuBERT checkpoint not found: {path} (mmtok never downloads weights)")
-        builder = getattr(AM, arch, None)
-        if builder is None:
-            raise ValueError(f"torchaudio.models has no builder {arch!r}")
-        arch_kwargs = dict(arch_kwargs or {})
-        self.model = builder(**arch_kwargs).eval()
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        if arch not in HUBERT_ARCHS:
+            raise ValueError(f"arch must be one of {list(HUBERT_ARCHS)}, got {arch!r}")
+        builder, arch_kwargs = getattr(AM, arch), dict(arch_kwargs or {})
+        if path.suffix == ".safetensors":  # declared sizes checked against the file before allocating
+            from models.weights import build_and_load
 
-            state = load_file(str(path))
+            self.model = build_and_load(lambda: builder(**arch_kwargs), path, f"torchaudio.models.{arch}").eval()
         else:
+            self.model = builder(**arch_kwargs).eval()
             state = torch.load(path, map_location="cpu", weights_only=True)
-        try:
-            self.model.load_state_dict(state)
-        except RuntimeError as e:
-            raise ValueError(f"{path} is not a state dict of torchaudio.models.{arch}: {e}") from None
+            try:
+                self.model.load_state_dict(state)
+            except RuntimeError as e:
+                raise ValueError(f"{path} is not a state dict of torchaudio.models.{arch}: {e}") from None
         n_layers = len(self.model.encoder.transformer.layers)
         if not 1 <= layer <= n_layers:
             raise ValueError(f"layer must be in [1, {n_layers}], got {layer}")
@@ -113,6 +169,10 @@ class HubertFeatures(nn.Module):
         self.layer, self.sample_rate = layer, sample_rate
         self.hop_length = math.prod(int(c[2]) for c in convs)  # 320 for the standard front end
         self.dim = self.model.encoder.transformer.layers[layer - 1].final_layer_norm.normalized_shape[0]
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The model's state, written into a saved tokenizer's folder so it loads without the original file."""
+        return self.model.state_dict()
 
     @torch.no_grad()
     def forward(self, wave: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -139,18 +140,36 @@ def save_weights(model: Any, directory: Path) -> None:
         save_model(model, str(tmp))
 
 
-def load_weights(model: Any, directory: Path) -> Any:
-    """Loads ``directory/model.safetensors`` into ``model``; a missing or mismatched file is a TokenizerLoadError."""
-    from safetensors.torch import load_model
+def load_model(build: Callable[[], Any], directory: Path, what: str) -> Any:
+    """``build()`` (a module from the folder's declared settings) filled from ``directory/model.safetensors``.
+
+    The declared shapes are checked against the file's header before any memory is allocated (see
+    :func:`models.weights.build_and_load`), so a folder declaring a huge model fails fast. Bad settings,
+    a missing or mismatched file are a :class:`TokenizerLoadError` naming the file and the field.
+    """
+    from models.weights import WeightsMismatchError, build_and_load
 
     path = directory / WEIGHTS
     if not path.is_file():
         raise TokenizerLoadError(f"{path} is missing")
     try:
-        load_model(model, str(path))
-    except Exception as e:  # safetensors raises several types for corrupt or mismatched files
-        raise TokenizerLoadError(f"{path} does not match the saved config: {e}") from None
-    return model
+        return build_and_load(build, path, f"{directory / CONFIG_NAME} settings")
+    except WeightsMismatchError as e:
+        raise TokenizerLoadError(str(e)) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise TokenizerLoadError(f"{directory / CONFIG_NAME}: bad {what} settings ({type(e).__name__}: {e})") from None
+
+
+def inside(directory: Path, name: Any, field: str) -> Path:
+    """``directory / name`` for a relative ``name`` read from a saved file, refusing one that leaves the folder
+    (absolute, ``..``, or a symlink pointing out); ``field`` names where the value came from."""
+    if not isinstance(name, str) or not name or Path(name).is_absolute():
+        raise TokenizerLoadError(f"{field}: {name!r} is not a relative path inside {directory}")
+    path = directory / name
+    root = directory.resolve()
+    if not path.resolve().is_relative_to(root):
+        raise TokenizerLoadError(f"{field}: {name!r} points outside {directory}")
+    return path
 
 
 def batched_codes(codes: Any, axes: str, num_codebooks: int) -> Any:

@@ -260,13 +260,14 @@ class SemanticTokenizerConfig:
 
     Attributes:
         audio: input handling.
-        features: Hydra config (``_target_``) of the frame feature extractor.
+        features: the frame feature extractor: ``name`` (registered in :mod:`modalities.audio_features`:
+            ``mfcc``, ``hubert`` or your own) plus its settings.
         k: number of units.
         dedup: run-length deduplicate units in the mixed stream.
     """
 
     audio: AudioInputConfig = field(default_factory=AudioInputConfig)
-    features: Any = field(default_factory=lambda: {"_target_": "modalities.audio_features.MFCCFeatures"})
+    features: Any = field(default_factory=lambda: {"name": "mfcc"})
     k: int = 500
     dedup: bool = False
 

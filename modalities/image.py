@@ -19,7 +19,7 @@ from PIL import Image
 from models.quantizer import QuantizerConfig
 from models.vqae import VQAEConfig, VQAutoencoder
 
-from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
+from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_model, save_weights
 from .data.io import load_image, pil_to_tensor, tensor_to_rgb
 from .data.sizing import check_policy, fit_size
 
@@ -100,12 +100,12 @@ class ImageTokenizer(VQTokenizer):
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> ImageTokenizer:
+        model = load_model(lambda: VQAutoencoder(VQAEConfig(**settings["autoencoder"]),
+                                                 QuantizerConfig(**settings["quantizer"])), directory, "image tokenizer")
         try:
-            model = VQAutoencoder(VQAEConfig(**settings["autoencoder"]), QuantizerConfig(**settings["quantizer"]))
-        except (KeyError, TypeError) as e:
+            return cls(model, settings.get("size_policy", "refuse"), settings.get("size"))
+        except (TypeError, ValueError) as e:
             raise TokenizerLoadError(f"{directory}/config.json: bad image tokenizer settings ({e})") from None
-        load_weights(model, directory)
-        return cls(model, settings.get("size_policy", "refuse"), settings.get("size"))
 
     def __repr__(self) -> str:
         return (f"ImageTokenizer({self.model.quantizer.cfg.kind}, codebook_size={self.codebook_size}, "

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from . import __version__
-from .base import Tokenizer, TokenizerLoadError
+from .base import Tokenizer, TokenizerLoadError, inside
 from .data.fileio import atomic_write_text, read_json
 from .data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from .registry import VocabRegistry
@@ -222,11 +222,14 @@ class MultimodalTokenizer:
         registry.require_fingerprint(cfg.get("registry_fingerprint", ""), f"the tokenizer set in {directory}")
         classes = _classes()
         parts = {}
+        if not isinstance(cfg["tokenizers"], dict):
+            raise TokenizerLoadError(f"{directory / CONFIG_NAME}: 'tokenizers' must map names to entries")
         for name, entry in cfg["tokenizers"].items():
-            klass = classes.get(entry.get("class"))
+            field = f"{directory / CONFIG_NAME} tokenizers.{name}"
+            klass = classes.get(entry.get("class") if isinstance(entry, dict) else None)
             if klass is None:
-                raise TokenizerLoadError(f"{directory / CONFIG_NAME}: unknown tokenizer class {entry.get('class')!r}")
-            parts[name] = klass.from_pretrained(directory / name)
+                raise TokenizerLoadError(f"{field}.class: unknown tokenizer class {entry!r}; known: {sorted(classes)}")
+            parts[name] = klass.from_pretrained(inside(directory, name, field))
         return cls(parts, registry)
 
     def to(self, device: torch.device | str) -> MultimodalTokenizer:

@@ -1,7 +1,7 @@
 """Audio to semantic units: ``SemanticAudioTokenizer`` (frame features -> k-means units, optional dedup).
 
 As in HuBERT and the textless-NLP work: frame features (MFCC with deltas by
-default, or any extractor, see :mod:`modalities.audio_features`) are
+default, or any extractor registered by name, see :mod:`modalities.audio_features`) are
 standardised and assigned to the nearest of ``k`` k-means centroids (k-means++
 seeding, mini-batch updates, CPU or GPU). ``encode`` gives one unit per frame,
 ``long[B, 1, F]`` (the audio layout with one codebook); :func:`run_length_dedup`
@@ -18,18 +18,45 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 from models.kmeans import KMeans
 
-from .base import WEIGHTS, Tokenizer, TokenizerLoadError, batched_codes
+from .audio_features import build_feature_extractor
+from .base import WEIGHTS, Tokenizer, TokenizerLoadError, batched_codes, inside
 from .data.fileio import atomic_path
 from .data.waveform import AudioInputConfig, prepare_audio
 
 __all__ = ["DEFAULT_FEATURES", "SemanticAudioTokenizer", "run_length_dedup"]
 
-DEFAULT_FEATURES: dict[str, Any] = {"_target_": "modalities.audio_features.MFCCFeatures"}
+DEFAULT_FEATURES: dict[str, Any] = {"name": "mfcc"}
+MAX_UNITS = 1 << 20  # k-means units; beyond this the centroid table is a mistake (or a tampered config)
+FEATURE_WEIGHTS = "features.safetensors"  # an extractor's own weights (e.g. HuBERT), inside the saved folder
+# Folders saved before extractors were named stored a Hydra target; these two are read as names (looked up here,
+# never imported). Any other ``_target_`` in a saved folder is refused.
+_LEGACY_TARGETS = {"modalities.audio_features.MFCCFeatures": "mfcc",
+                   "modalities.audio_features.HubertFeatures": "hubert"}
+
+
+def features_spec(features: str | dict[str, Any] | None, field: str = "features") -> dict[str, Any]:
+    """``{"name": ..., **settings}`` from a name or a mapping; a ``_target_`` (an import path) is refused."""
+    if features is None:
+        return dict(DEFAULT_FEATURES)
+    if isinstance(features, str):
+        return {"name": features}
+    if not isinstance(features, dict):
+        raise ValueError(f"{field} must be a name or a mapping with 'name', got {type(features).__name__}")
+    spec = copy.deepcopy(dict(features))
+    target = spec.pop("_target_", None)
+    if target is not None:
+        if target not in _LEGACY_TARGETS or "name" in spec:
+            raise ValueError(f"{field}._target_={target!r}: feature extractors are chosen by name, not by import "
+                             "path; register yours with modalities.audio_features.register_feature_extractor and "
+                             "give features.name")
+        spec["name"] = _LEGACY_TARGETS[target]
+    if not isinstance(spec.get("name"), str):
+        raise ValueError(f"{field}.name is missing: name a registered feature extractor (e.g. 'mfcc')")
+    return spec
 
 
 def run_length_dedup(units: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +71,8 @@ class SemanticAudioTokenizer(Tokenizer):
     """Semantic units: ``encode(audio) -> LongTensor[B, 1, F]``, one unit per feature frame.
 
     Args:
-        features: Hydra config of the feature extractor (a dict with ``_target_``).
+        features: the feature extractor: a registered name (``"mfcc"``, ``"hubert"``, yours) or
+            ``{"name": ..., **settings}`` (see :mod:`modalities.audio_features`).
         k: number of units (k-means clusters).
         audio: how inputs are read (sample rate, mono, normalisation).
         dedup: whether users of this tokenizer (e.g. the mixed stream) should
@@ -53,13 +81,16 @@ class SemanticAudioTokenizer(Tokenizer):
 
     kind: ClassVar[str] = "audio"
 
-    def __init__(self, features: dict[str, Any] | None = None, k: int = 500, audio: AudioInputConfig | None = None,
-                 dedup: bool = False) -> None:
-        self.features_cfg = copy.deepcopy(dict(features or DEFAULT_FEATURES))
-        self.extractor: nn.Module = instantiate(self.features_cfg)
+    def __init__(self, features: str | dict[str, Any] | None = None, k: int = 500,
+                 audio: AudioInputConfig | None = None, dedup: bool = False) -> None:
+        self.features_cfg = features_spec(features)
+        settings = {key: v for key, v in self.features_cfg.items() if key != "name"}
+        self.extractor: nn.Module = build_feature_extractor(self.features_cfg["name"], **settings)
         for attr in ("sample_rate", "hop_length", "dim"):
             if not hasattr(self.extractor, attr):
-                raise ValueError(f"feature extractor {self.features_cfg.get('_target_')} has no {attr!r} attribute")
+                raise ValueError(f"feature extractor {self.features_cfg['name']!r} has no {attr!r} attribute")
+        if not isinstance(k, int) or not 1 <= k <= MAX_UNITS:
+            raise ValueError(f"k must be an int in [1, {MAX_UNITS}], got {k!r}")
         self.audio_cfg = audio or AudioInputConfig(sample_rate=int(self.extractor.sample_rate))
         if self.audio_cfg.sample_rate != self.extractor.sample_rate:
             raise ValueError(f"audio sample_rate {self.audio_cfg.sample_rate} differs from the feature extractor's "
@@ -201,34 +232,54 @@ class SemanticAudioTokenizer(Tokenizer):
         user hear what the units keep; it is not a vocoder.
         """
         if not hasattr(self.extractor, "to_audio"):
-            raise NotImplementedError(f"{self.features_cfg.get('_target_')} features cannot be turned back into "
+            raise NotImplementedError(f"{self.features_cfg['name']!r} features cannot be turned back into "
                                       "audio; use decode_features")
         return self.extractor.to_audio(self.decode_features(codes, durations))
 
     # ----------------------------------------------------------- save/load
     def settings(self) -> dict[str, Any]:
-        return {"features": self.features_cfg, "k": self.kmeans.k, "audio": asdict(self.audio_cfg),
+        features = dict(self.features_cfg)
+        if hasattr(self.extractor, "weights"):  # its weights travel in the folder, not as a path to elsewhere
+            features["checkpoint"] = FEATURE_WEIGHTS
+        return {"features": features, "k": self.kmeans.k, "audio": asdict(self.audio_cfg),
                 "dedup": self.dedup, "fitted": self.fitted, "frame_rate": self.frame_rate}
 
     def _save_files(self, directory: Path) -> None:
         from safetensors.torch import save_file
 
-        tensors = {"centroids": self.kmeans.centroids, **self.stats}
-        with atomic_path(directory / WEIGHTS) as tmp:
-            save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        files = {WEIGHTS: {"centroids": self.kmeans.centroids, **self.stats}}
+        if hasattr(self.extractor, "weights"):
+            files[FEATURE_WEIGHTS] = self.extractor.weights()
+        for name, tensors in files.items():
+            with atomic_path(directory / name) as tmp:
+                save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> SemanticAudioTokenizer:
         from safetensors.torch import load_file
 
-        try:
-            tok = cls(settings["features"], int(settings["k"]), AudioInputConfig(**settings["audio"]),
-                      bool(settings.get("dedup", False)))
-        except (KeyError, TypeError) as e:
-            raise TokenizerLoadError(f"{directory}/config.json: bad semantic tokenizer settings ({e})") from None
+        from models.weights import WeightsMismatchError, stored_shapes
+
+        where = f"{directory}/config.json settings"
         path = directory / WEIGHTS
         if not path.is_file():
             raise TokenizerLoadError(f"{path} is missing")
+        try:
+            features = features_spec(settings["features"], f"{where}.features")
+            if "checkpoint" in features:
+                ckpt = inside(directory, features["checkpoint"], f"{where}.features.checkpoint")
+                if ckpt.suffix != ".safetensors":
+                    raise ValueError(f"{where}.features.checkpoint must be a .safetensors file in the folder")
+                features["checkpoint"] = str(ckpt)
+            k = settings["k"]
+            stored = stored_shapes(path).get("centroids")
+            if stored is None or stored[0] != k:  # before allocating k centroids
+                raise ValueError(f"{where}.k={k!r} but {path} holds centroids of shape {stored}")
+            tok = cls(features, k, AudioInputConfig(**settings["audio"]), bool(settings.get("dedup", False)))
+        except TokenizerLoadError:
+            raise
+        except (KeyError, TypeError, ValueError, WeightsMismatchError) as e:
+            raise TokenizerLoadError(f"{where}: bad semantic tokenizer settings ({type(e).__name__}: {e})") from None
         try:
             tensors = load_file(str(path))
             tok.kmeans.centroids.copy_(tensors["centroids"])
@@ -239,5 +290,5 @@ class SemanticAudioTokenizer(Tokenizer):
         return tok
 
     def __repr__(self) -> str:
-        return (f"SemanticAudioTokenizer({self.features_cfg.get('_target_', '?').rsplit('.', 1)[-1]}, "
+        return (f"SemanticAudioTokenizer({self.features_cfg['name']}, "
                 f"k={self.codebook_size}, frame_rate={self.frame_rate:g} Hz)")

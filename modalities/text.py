@@ -46,6 +46,17 @@ def _new_hf() -> HFTokenizer:
     return tk
 
 
+def _check_unicode(texts: Sequence[str], single: bool = False) -> None:
+    """Raises ``ValueError`` at the first lone surrogate (a ``str`` that cannot be UTF-8), naming item and position."""
+    for i, s in enumerate(texts):
+        try:
+            s.encode("utf-8")
+        except UnicodeEncodeError as e:
+            where = "" if single else f"item {i}, "
+            raise ValueError(f"encode: text is not valid Unicode: lone surrogate {s[e.start]!r} at {where}position "
+                             f"{e.start} (decode bytes with errors='replace', not 'surrogateescape')") from None
+
+
 class TextTokenizer(Tokenizer):
     """Byte-level BPE text tokenizer.
 
@@ -119,9 +130,15 @@ class TextTokenizer(Tokenizer):
         """Encodes one string to a list of local ids, or a list of strings to a list of lists.
 
         Batches go through the library's parallel batch path.
+        A string that is not valid Unicode (a lone surrogate such as ``"\\ud800"``, e.g. from
+        ``errors="surrogateescape"`` decoding) raises ``ValueError`` naming the item and position.
         """
         if isinstance(text, str):
-            return self._tk.encode(text, add_special_tokens=False).ids
+            try:
+                return self._tk.encode(text, add_special_tokens=False).ids
+            except (TypeError, UnicodeError):
+                _check_unicode([text], single=True)
+                raise
         if not isinstance(text, Sequence):
             raise TypeError(f"encode expects a str or a list of str, got {type(text).__name__}")
         for i, s in enumerate(text):
@@ -129,7 +146,11 @@ class TextTokenizer(Tokenizer):
                 raise TypeError(f"encode: item {i} is a {type(s).__name__}, not a str")
         batch = list(text)
         fast = getattr(self._tk, "encode_batch_fast", None)
-        encs = (fast or self._tk.encode_batch)(batch, add_special_tokens=False)
+        try:
+            encs = (fast or self._tk.encode_batch)(batch, add_special_tokens=False)
+        except (TypeError, UnicodeError):
+            _check_unicode(batch)
+            raise
         return [e.ids for e in encs]
 
     def _check_ids(self, ids: Sequence[int] | torch.Tensor, what: str) -> list[int]:

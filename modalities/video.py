@@ -24,7 +24,7 @@ import torch
 from models.quantizer import QuantizerConfig
 from models.vqae3d import CausalVQAutoencoder, VQAE3DConfig
 
-from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_weights, save_weights
+from .base import TokenizerLoadError, VQTokenizer, batched_codes, inside, load_model, save_weights
 from .data.io import load_video, tensor_to_rgb
 from .data.sizing import check_policy, fit_size
 from .image import ImageTokenizer
@@ -160,14 +160,15 @@ class VideoTokenizer(VQTokenizer):
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> VideoTokenizer:
         if settings.get("mode") == "per_frame":
-            return cls.per_frame(ImageTokenizer.from_pretrained(directory / settings.get("image_tokenizer", IMAGE_DIR)))
+            sub = inside(directory, settings.get("image_tokenizer", IMAGE_DIR), "config.json settings.image_tokenizer")
+            return cls.per_frame(ImageTokenizer.from_pretrained(sub))
+        model = load_model(lambda: CausalVQAutoencoder(VQAE3DConfig(**settings["autoencoder"]),
+                                                       QuantizerConfig(**settings["quantizer"])),
+                           directory, "video tokenizer")
         try:
-            model = CausalVQAutoencoder(VQAE3DConfig(**settings["autoencoder"]),
-                                        QuantizerConfig(**settings["quantizer"]))
-        except (KeyError, TypeError) as e:
+            return cls(model, size_policy=settings.get("size_policy", "refuse"), size=settings.get("size"))
+        except (TypeError, ValueError) as e:
             raise TokenizerLoadError(f"{directory}/config.json: bad video tokenizer settings ({e})") from None
-        load_weights(model, directory)
-        return cls(model, size_policy=settings.get("size_policy", "refuse"), size=settings.get("size"))
 
     def __repr__(self) -> str:
         return (f"VideoTokenizer({self.mode}, {self._quantizer.cfg.kind}, codebook_size={self.codebook_size}, "

@@ -8,6 +8,7 @@ accepts, and returns a :class:`QuantizerOutput` with one code tensor layout:
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -17,6 +18,8 @@ from torch import nn
 __all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "fsq_entropy_loss", "usage_and_perplexity"]
 
 QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
+FSQ_MAX_CODES = 1 << 20
+MAX_DIM = 1 << 16
 
 
 @dataclass
@@ -84,6 +87,8 @@ class Quantizer(nn.Module):
         super().__init__()
         from vector_quantize_pytorch import FSQ, LFQ, ResidualVQ, VectorQuantize
 
+        if not 1 <= dim <= MAX_DIM:
+            raise ValueError(f"quantizer input dim must be in [1, {MAX_DIM}], got {dim}")
         self.cfg = cfg
         self.dim = dim
         vq_kwargs = dict(decay=cfg.decay, use_cosine_sim=cfg.use_cosine_sim, kmeans_init=cfg.kmeans_init,
@@ -108,8 +113,15 @@ class Quantizer(nn.Module):
                                  "fsq_preserve_symmetry=true")
             if cfg.fsq_entropy_temperature <= 0:
                 raise ValueError(f"fsq_entropy_temperature must be > 0, got {cfg.fsq_entropy_temperature}")
-            self.q = FSQ(levels=[int(v) for v in cfg.levels], dim=dim, noise_dropout=cfg.fsq_noise_dropout,
-                         preserve_symmetry=cfg.fsq_preserve_symmetry)
+            if math.prod(int(v) for v in cfg.levels) > FSQ_MAX_CODES:
+                raise ValueError(f"fsq levels {list(cfg.levels)} make {math.prod(int(v) for v in cfg.levels):,} codes; "
+                                 f"FSQ materialises its codebook, at most {FSQ_MAX_CODES:,} are supported")
+            # FSQ reads its level product back with .item(), which a meta tensor cannot do; its tensors are
+            # small (bounded above), so under the meta device (shape checks of saved folders) it is built on the CPU
+            on_meta = torch.get_default_device().type == "meta"
+            with torch.device("cpu") if on_meta else contextlib.nullcontext():
+                self.q = FSQ(levels=[int(v) for v in cfg.levels], dim=dim, noise_dropout=cfg.fsq_noise_dropout,
+                             preserve_symmetry=cfg.fsq_preserve_symmetry)
         elif cfg.kind == "lfq":
             if cfg.codebook_size < 2 or cfg.codebook_size & (cfg.codebook_size - 1):
                 raise ValueError(f"lfq codebook_size must be a power of two, got {cfg.codebook_size}")

@@ -180,8 +180,11 @@ class Transformer(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> Transformer:
-        """Loads a folder written by :meth:`save_pretrained`; raises ``ValueError`` naming a bad file."""
-        from safetensors.torch import load_model
+        """Loads a folder written by :meth:`save_pretrained`; raises ``ValueError`` naming a bad file.
+
+        The declared sizes are checked against the weights' header before anything is allocated
+        (:func:`models.weights.build_and_load`), so a config declaring a huge model fails fast."""
+        from .weights import build_and_load
 
         directory = Path(directory)
         cfg_path, weights = directory / "config.json", directory / "model.safetensors"
@@ -190,10 +193,9 @@ class Transformer(nn.Module):
                 raise FileNotFoundError(f"{p} is missing: not a saved Transformer")
         try:
             cfg = json.loads(cfg_path.read_text())
-            if cfg.pop("class", None) != "Transformer":
-                raise ValueError("not a Transformer config")
-            model = cls(TransformerConfig(**cfg))
-            load_model(model, str(weights), device=str(map_location))
+            if not isinstance(cfg, dict) or cfg.pop("class", None) != "Transformer":
+                raise ValueError(f"{cfg_path} is not a Transformer config")
+            model = build_and_load(lambda: cls(TransformerConfig(**cfg)), weights, f"{cfg_path}", map_location)
         except Exception as e:  # json, TypeError for unknown keys, safetensors' own errors
             raise ValueError(f"cannot load a Transformer from {directory}: {e}") from None
         return model

@@ -12,6 +12,7 @@ from torch import nn
 
 from modalities import RegistryError, Segment, TokenizerLoadError, VocabRegistry, pack, unpack
 from modalities.audio import SpectrogramTokenizer
+from modalities.audio_features import register_feature_extractor
 from modalities.semantic import SemanticAudioTokenizer, run_length_dedup
 from models.kmeans import KMeans
 from models.melspec import LogMel, MelConfig
@@ -198,6 +199,7 @@ def test_unfitted_semantic_refuses():
         tok.fit([])
 
 
+@register_feature_extractor("test_frame_energy")
 class FrameEnergy(nn.Module):
     """A user feature extractor: log energy and zero crossings per 20 ms frame."""
 
@@ -210,8 +212,8 @@ class FrameEnergy(nn.Module):
         return torch.stack([energy, zc], -1)
 
 
-def test_custom_feature_extractor_by_target(samples, tmp_path):
-    tok = SemanticAudioTokenizer({"_target_": "tests.test_audio_tokenizers.FrameEnergy"}, k=4)
+def test_custom_feature_extractor_by_name(samples, tmp_path):
+    tok = SemanticAudioTokenizer("test_frame_energy", k=4)
     tok.fit(sorted((samples / "audio").glob("speech_01*.flac")), iters=5, batch_size=None)
     units = tok.encode(samples / "audio/speech_000.flac")
     assert units.shape[1] == 1 and tok.frame_rate == 50.0

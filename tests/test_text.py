@@ -73,6 +73,14 @@ def test_bad_input(text_tok):
         text_tok.encode(42)
 
 
+def test_lone_surrogate_is_a_value_error_naming_the_position(text_tok):
+    with pytest.raises(ValueError, match="lone surrogate '\\\\ud800' at position 3"):
+        text_tok.encode("abc\ud800def")
+    with pytest.raises(ValueError, match="lone surrogate '\\\\udcff' at item 1, position 0"):
+        text_tok.encode(["fine", "\udcffx"])
+    assert text_tok.decode(text_tok.encode("abc\U0001f600def")) == "abc\U0001f600def"  # a real pair is fine
+
+
 def test_train_from_iterator_and_errors(tmp_path):
     lines = (f"line {i} of a small corpus about cats and tokens" for i in range(2000))
     tok = TextTokenizer.train(lines, vocab_size=300, show_progress=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_media", "load_audio", "load_image",
            "load_video", "pil_to_tensor", "tensor_to_rgb"]
@@ -22,7 +22,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".a
 
 
 def load_image(path: str | Path) -> torch.Tensor:
-    """Reads an image file as float[3, H, W] in [0, 1] (grayscale, RGBA, 16-bit converted)."""
+    """Reads an image file as float[3, H, W] in [0, 1] (grayscale, RGBA, 16-bit converted; EXIF orientation
+    applied, so a phone photo tagged "rotate 90" comes out upright)."""
     path = Path(path)
     try:
         with Image.open(path) as im:
@@ -35,7 +36,8 @@ def load_image(path: str | Path) -> torch.Tensor:
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
-    """PIL image -> float[3, H, W] in [0, 1]."""
+    """PIL image -> float[3, H, W] in [0, 1], upright: an EXIF orientation tag (phone photos) is applied."""
+    im = ImageOps.exif_transpose(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
         arr = np.asarray(im, dtype=np.float32) / 65535.0  # 16-bit PNGs open as I;16 or I
         return torch.from_numpy(arr.copy())[None].expand(3, -1, -1).clamp(0, 1).contiguous()

@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 __all__ = ["SIZE_POLICIES", "fit_size"]
 
 SIZE_POLICIES = ("refuse", "pad", "center_crop", "resize")
+MAX_SIZE = 16384  # a target side beyond this is a mistake (or a tampered config), not a tokenizer setting
 
 
 def check_policy(policy: str, size: int | None, multiple: int) -> None:
@@ -26,7 +27,9 @@ def check_policy(policy: str, size: int | None, multiple: int) -> None:
         raise ValueError(f"unknown size policy {policy!r}; expected one of {list(SIZE_POLICIES)}")
     if policy == "resize" and size is None:
         raise ValueError("size policy 'resize' needs a target size")
-    if size is not None and (size <= 0 or size % multiple):
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or not 0 < size <= MAX_SIZE):
+        raise ValueError(f"target size must be an int in [1, {MAX_SIZE}], got {size!r}")
+    if size is not None and size % multiple:
         raise ValueError(f"target size {size} must be a positive multiple of the downsample factor {multiple}")
 
 
