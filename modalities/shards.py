@@ -14,12 +14,15 @@ process encodes. A document whose media cannot be read is skipped with a
 warning naming the file, and listed in its shard's ``skipped``.
 ``manifest.json`` sums the shards. Every shard records the registry
 fingerprint; resuming into a folder written with another vocabulary is an error.
+Each rank holds the folder's lock while it writes (:mod:`modalities.data.lock`),
+and a full or read-only disk is a ``DiskWriteError`` that leaves finished shards as they were.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,8 +33,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data.fileio import atomic_path, atomic_write_text
+from .data.fileio import atomic_open, atomic_path, atomic_write_text
 from .data.io import load_audio, load_image
+from .data.lock import locks_folder
 from .multimodal import Audio, Image, MultimodalTokenizer, Video
 
 __all__ = ["ShardReader", "pretokenize"]
@@ -113,8 +117,8 @@ def write_shard(out_dir: Path, index: int, docs: Sequence[Sequence[Any] | Unread
             bar.update(1)
     stem = out_dir / f"shard_{index:05d}"
     flat = np.concatenate(ids) if ids else np.zeros(0)
-    with atomic_path(stem.with_suffix(".bin")) as tmp:
-        flat.astype(_dtype(reg.vocab_size)).tofile(tmp)
+    with atomic_open(stem.with_suffix(".bin")) as f:  # a file object keeps the errno of a full disk; tofile does not
+        f.write(flat.astype(_dtype(reg.vocab_size)).data)
     with atomic_path(stem.with_suffix(".idx.npy")) as tmp:
         with open(tmp, "wb") as f:
             np.save(f, np.asarray(offsets, dtype=np.int64))
@@ -133,12 +137,28 @@ def _check_resumable(out_dir: Path, fingerprint: str) -> None:
                              f"use another output folder (or delete {out_dir}) to tokenise with a new vocabulary")
 
 
+def _wait_for_other_ranks(shards: list[Path], world_size: int) -> None:
+    """Under ``torchrun`` (``WORLD_SIZE`` is ``world_size``) the other ranks are running now: rank 0 waits for their
+    shards, so that one uninterrupted run ends with ``manifest.json`` (else it would appear only on a rerun). A
+    rank that dies makes torchrun stop this one too; ranks called one at a time by hand do not wait."""
+    if world_size == 1 or os.environ.get("WORLD_SIZE") != str(world_size):
+        return
+    missing = [p for p in shards if not p.is_file()]
+    if missing:
+        log.info("rank 0 waits for %d shards of the other ranks before writing %s", len(missing), MANIFEST)
+    while missing:
+        time.sleep(0.2)
+        missing = [p for p in missing if not p.is_file()]
+
+
+@locks_folder("out_dir", rank="rank", what="tokens folder")
 def pretokenize(docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer, out_dir: str | Path, shard_docs: int = 256,
                 rank: int = 0, world_size: int = 1, num_workers: int = 0, show_progress: bool = True
                 ) -> dict[str, Any]:
     """Writes this rank's missing shards of ``docs`` into ``out_dir``; rank 0 writes ``manifest.json`` when every
-    shard is present. Media are decoded by ``num_workers`` DataLoader processes (0: in this process). Returns the
-    manifest (or, on other ranks or while shards are missing, this rank's summary)."""
+    shard is present (under ``torchrun`` it waits for the other ranks' shards). Media are decoded by
+    ``num_workers`` DataLoader processes (0: in this process). Returns the manifest (or, on other ranks or while
+    shards are missing, this rank's summary)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if shard_docs < 1:
@@ -165,6 +185,8 @@ def pretokenize(docs: Sequence[Sequence[Any]], tok: MultimodalTokenizer, out_dir
     summary = {"rank": rank, "shards_written": len(todo), "tokens_written": tokens,
                "tokens_per_s": tokens / seconds if seconds > 0 else 0.0}
     shards = [out_dir / f"shard_{i:05d}.json" for i in range(n_shards)]
+    if rank == 0:
+        _wait_for_other_ranks(shards, world_size)
     if rank != 0 or not all(p.is_file() for p in shards):
         return summary
     metas = [json.loads(p.read_text()) for p in shards]
@@ -193,17 +215,29 @@ class ShardReader:
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing: not a finished pre-tokenised folder")
         self.manifest = json.loads(path.read_text())
-        if fingerprint is not None and fingerprint != self.manifest["registry_fingerprint"]:
-            raise ValueError(f"{self.directory} was tokenised with vocabulary {self.manifest['registry_fingerprint']}, "
-                             f"not {fingerprint}")
+        if not isinstance(self.manifest, dict) or not isinstance(self.manifest.get("shards"), list):
+            raise ValueError(f"{path}: not a pre-tokenisation manifest (no 'shards' list)")
+        if fingerprint is not None and fingerprint != self.manifest.get("registry_fingerprint"):
+            raise ValueError(f"{self.directory} was tokenised with vocabulary {self.manifest.get('registry_fingerprint')}"
+                             f", not {fingerprint}")
+        if self.manifest.get("dtype") not in ("uint16", "uint32"):  # only the two dtypes write_shard uses
+            raise ValueError(f"{path}: field 'dtype' must be 'uint16' or 'uint32', got {self.manifest.get('dtype')!r}")
         dtype = np.dtype(self.manifest["dtype"])
         self.ids, self.offsets = [], []
-        for m in self.manifest["shards"]:
-            stem = self.directory / f"shard_{m['shard']:05d}"
+        for k, m in enumerate(self.manifest["shards"]):
+            index = m.get("shard") if isinstance(m, dict) else None
+            if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+                raise ValueError(f"{path}: field 'shards[{k}].shard' must be a shard number, got {index!r}")
+            stem = self.directory / f"shard_{index:05d}"
             size = stem.with_suffix(".bin").stat().st_size // dtype.itemsize
+            offsets = np.load(stem.with_suffix(".idx.npy"), allow_pickle=False)
+            if (offsets.ndim != 1 or offsets.dtype != np.int64 or not len(offsets) or offsets[0] != 0
+                    or (np.diff(offsets) < 0).any() or offsets[-1] != size):
+                raise ValueError(f"{stem.with_suffix('.idx.npy')}: offsets do not describe {stem.with_suffix('.bin')} "
+                                 f"({size} ids)")
             self.ids.append(np.memmap(stem.with_suffix(".bin"), dtype=dtype, mode="r", shape=(size,))
                             if size else np.zeros(0, dtype))
-            self.offsets.append(np.load(stem.with_suffix(".idx.npy")))
+            self.offsets.append(offsets)
         self._starts = np.cumsum([0] + [len(o) - 1 for o in self.offsets])
 
     def __len__(self) -> int:

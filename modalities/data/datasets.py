@@ -7,6 +7,7 @@ handful of files still fills a batch; each item is a fresh random crop.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from torchvision.transforms import v2
 
 from .io import load_image, load_video
 
-__all__ = ["AudioCrops", "ImageCrops", "VideoClips", "center_crop_multiple", "infinite_batches", "split_by_file"]
+__all__ = ["AudioCrops", "ImageCrops", "SampleStream", "VideoClips", "center_crop_multiple", "infinite_batches",
+           "split_by_file"]
 
 
 def split_by_file(files: list[Path], val_fraction: float, root: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -105,15 +107,48 @@ class VideoClips(Dataset):
         return self.transform(v[start:start + self.frames])  # one crop and flip for the whole clip
 
 
-def infinite_batches(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0):
-    """Yields shuffled batches forever."""
-    g = torch.Generator().manual_seed(seed)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=num_workers,
-                        generator=g, persistent_workers=num_workers > 0)
-    if len(loader) == 0:
+class SampleStream(Dataset):
+    """Sample ``s`` of an endless shuffled stream over ``dataset``: item ``perm_e[s % n]`` of epoch ``e = s // n``,
+    drawn with torch's random generator seeded from ``(seed, s)``.
+
+    Why: a sample then depends on its number only, not on what was drawn before it nor on which DataLoader
+    worker drew it, so a run resumed at step ``k`` gets exactly the batches an uninterrupted run gets from
+    step ``k`` on. The global random state is saved and restored around each item, so data loading does not
+    move the random numbers the model draws (k-means init, dead-code restarts).
+    """
+
+    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
+        self.dataset, self.n, self.seed = dataset, len(dataset), seed
+        self._epoch, self._perm = -1, torch.zeros(0, dtype=torch.long)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, s: int) -> torch.Tensor:
+        epoch, pos = divmod(s, self.n)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 2**32 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        cpu = torch.default_generator  # what the transforms draw from (torch.manual_seed also seeds devices: slow)
+        state = cpu.get_state()
+        cpu.manual_seed((self.seed * 2**32 + s) ^ 0x5DEECE66D)
+        try:
+            return self.dataset[int(self._perm[pos])]
+        finally:
+            cpu.set_state(state)
+
+
+def infinite_batches(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0, start: int = 0):
+    """Yields shuffled batches forever, from batch number ``start`` on (batch ``b`` holds samples
+    ``[b * batch_size, (b + 1) * batch_size)`` of a :class:`SampleStream`): the same tensors for any ``start``
+    and any ``num_workers``, which is what makes a resumed run repeat an uninterrupted one."""
+    if batch_size > len(dataset):
         raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(dataset)} items)")
-    while True:
-        yield from loader
+    # an endless sampler of sample numbers; the DataLoader's own generator only seeds workers (our items reseed)
+    # and keeps it from drawing from the global generator when the iterator starts
+    loader = DataLoader(SampleStream(dataset, seed), batch_size=batch_size, sampler=itertools.count(start * batch_size),
+                        num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
+    yield from loader
 
 
 class AudioCrops(Dataset):

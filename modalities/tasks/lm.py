@@ -1,18 +1,20 @@
 """Task ``lm``: train the decoder-only transformer on pre-tokenised shards (one process, DDP or FSDP under torchrun).
 
 Blocks of ``block_size + 1`` ids are drawn at random offsets of the
-concatenated token stream (each rank with its own seed); AdamW with warm-up
-and cosine decay (:func:`modalities.training.trainer.lr_factor`), gradient
+concatenated token stream, by a generator seeded from ``(seed, rank, step)``
+at every step (the data of step ``k`` does not depend on the steps before
+it); AdamW with warm-up and cosine decay (:func:`modalities.training.trainer.lr_factor`), gradient
 accumulation, gradient clipping, bf16 autocast and optional ``torch.compile``
 on CUDA. ``torchrun --nproc_per_node=N train.py task=lm ...`` starts DDP
 (gloo on CPU, NCCL on GPU), or FSDP with ``task.fsdp=true``. Every
 ``log_every`` steps: loss overall and per modality (means over the steps since the last
 log), tokens/s and (on GPU)
 model FLOPs utilisation, to ``metrics.jsonl`` and TensorBoard (``tb/``).
-Checkpoints (model, optimiser, schedule, step; full state dicts, so a run can
-resume on another number of ranks) are atomic and resumable with
-``trainer.resume=true``. The trained model is saved with the data's registry
-to ``model/`` (:meth:`models.transformer.Transformer.from_pretrained`).
+Checkpoints (model, optimiser, schedule, step, global random states; full
+state dicts, so a run can resume on another number of ranks) are atomic and
+resumable with ``trainer.resume=true``; on CPU a run killed and resumed ends
+with the same weights, bit for bit, as one that was never stopped. The
+trained model is saved with the data's registry to ``model/`` (:meth:`models.transformer.Transformer.from_pretrained`).
 """
 
 from __future__ import annotations
@@ -31,11 +33,11 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_
 
 from models.transformer import Transformer, TransformerConfig, lm_loss_sums, loss_report
 
-from ..data.fileio import atomic_path
+from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
 from ..registry import VocabRegistry
 from ..shards import ShardReader
-from ..training.trainer import lr_factor, resolve_device
+from ..training.trainer import lr_factor, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger("mmtok")
 
@@ -55,6 +57,12 @@ def random_blocks(stream: np.ndarray, block: int, batch: int, gen: torch.Generat
         raise ValueError(f"the token stream has {len(stream)} ids, fewer than block_size + 1 = {block + 1}")
     starts = torch.randint(len(stream) - block, (batch,), generator=gen).numpy()
     return torch.from_numpy(np.stack([stream[s:s + block + 1] for s in starts]))
+
+
+def step_generator(seed: int, rank: int, step: int) -> torch.Generator:
+    """The generator of step ``step`` on ``rank``: seeded afresh every step, so a resumed run draws the blocks an
+    uninterrupted one draws, whatever the step it resumes at (and each rank its own)."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + rank + 7919 * step)
 
 
 def peak_tflops(device: torch.device, override: float | None) -> float | None:
@@ -132,6 +140,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         set_state_dict(model, opt, model_state_dict=state["model"], optim_state_dict=state["opt"],
                        options=StateDictOptions(full_state_dict=True))
         sched.load_state_dict(state["sched"])
+        if "rng" in state:  # rank 0's; every rank draws the same global numbers (same seed, same calls)
+            set_rng_state(state["rng"], device)
         step = int(state["step"])
         log.info("resumed the LM from %s at step %d", ckpt, step)
     if tr.compile:
@@ -139,7 +149,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     autocast = device.type == "cuda" and tr.precision in ("auto", "bf16")
     peak = peak_tflops(device, t.peak_tflops)
     names = {m.index: m.name for m in registry.modalities} | {0: "special"}
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 7919 * step)
     metrics = MetricsLog(out_dir) if rank == 0 else None
     tb = None
     if rank == 0 and tr.tensorboard:
@@ -156,6 +165,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     model.train()
     while step < tr.max_steps:
         opt.zero_grad(set_to_none=True)
+        gen = step_generator(cfg.seed, rank, step)
         for _ in range(t.grad_accum):
             batch = random_blocks(stream, t.block_size, t.batch_size, gen)
             mod = registry.modality_of(batch)  # checks every id against the layout, on the CPU
@@ -195,8 +205,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             model_sd, opt_sd = full_state(model, opt)
             if rank == 0:
                 ckpt.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(ckpt) as tmp:
-                    torch.save({"step": step, "model": model_sd, "opt": opt_sd, "sched": sched.state_dict()}, tmp)
+                with atomic_open(ckpt) as tmp:  # a file object: a full disk is a DiskWriteError
+                    torch.save({"step": step, "model": model_sd, "opt": opt_sd, "sched": sched.state_dict(),
+                                "rng": rng_state(device)}, tmp)
     seconds = time.perf_counter() - t0
     if tb is not None:
         tb.close()

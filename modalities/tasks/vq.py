@@ -50,7 +50,10 @@ def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.util
     if trainer is None:
         to_model = (lambda x: x.transpose(1, 2)) if video else (lambda x: x)
         trainer = VQTrainer(model, OmegaConf.to_object(cfg.trainer), out_dir, layout=to_model, unlayout=to_model)
-    batches = infinite_batches(dataset, cfg.task.batch_size, trainer.cfg.num_workers, cfg.seed)
+
+    def batches(start: int):  # from the step the trainer resumes at: batch k is the same in a resumed run
+        return infinite_batches(dataset, cfg.task.batch_size, trainer.cfg.num_workers, cfg.seed, start=start)
+
     t0 = time.perf_counter()
     result = trainer.fit(batches, val_items, show_progress=cfg.show_progress)
     return trainer, result | {"train_seconds": round(time.perf_counter() - t0, 2), "steps": trainer.step}

@@ -4,6 +4,12 @@ One :class:`VQTrainer` owns the model, optimiser, schedule, optional EMA and
 PatchGAN discriminator, atomic resumable checkpoints, validation (PSNR/SSIM,
 codebook usage and perplexity, a PNG grid) and logging to ``metrics.jsonl``
 and TensorBoard. The task modules only supply data and the model.
+
+A checkpoint holds everything the next step depends on: weights, optimiser,
+schedule, EMA, discriminator, the step (which is also the position in the
+data stream, see :func:`modalities.data.datasets.infinite_batches`) and the
+global random states (:func:`rng_state`), so on CPU a run killed and resumed
+ends with the same parameters, bit for bit, as one that was never stopped.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,7 +31,7 @@ from tqdm.auto import tqdm
 from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from models.vqae import VQModel
 
-from ..data.fileio import atomic_path
+from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
 from ..eval.metrics import CodeStats, psnr, ssim
 
@@ -118,6 +125,27 @@ class ModelEMA:
             e.copy_(b)
 
 
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """The global random states (torch CPU, CUDA of ``device``, Python) as tensors and plain Python values, which
+    ``torch.load(weights_only=True)`` reads back. Checkpoints store them so that a resumed run draws the numbers
+    an uninterrupted one would (k-means init, dead-code restarts, dropout). NumPy's global generator is left
+    out: nothing in training draws from it and no run seeds it, so an uninterrupted run has no state to match."""
+    version, mt, gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": [version, torch.tensor(mt, dtype=torch.int64), gauss]}
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restores what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"].cpu())
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt.tolist()), gauss))
+    if device is not None and device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -178,7 +206,7 @@ class VQTrainer:
 
     def state_dict(self) -> dict[str, Any]:
         state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
-                 "sched": self.sched.state_dict()}
+                 "sched": self.sched.state_dict(), "rng": rng_state(self.device)}
         if self.ema is not None:
             state["ema"] = self.ema.model.state_dict()
         if self.disc is not None:
@@ -186,9 +214,10 @@ class VQTrainer:
         return state
 
     def save_checkpoint(self) -> Path:
-        """Writes ``checkpoints/last.pt`` atomically (temp file, then rename)."""
+        """Writes ``checkpoints/last.pt`` atomically (temp file, then rename): a failed write (``DiskWriteError`` when
+        the disk is full or read-only) leaves the previous checkpoint as it was."""
         self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(self.ckpt_path) as tmp:
+        with atomic_open(self.ckpt_path) as tmp:  # a file object: a full disk is a DiskWriteError
             torch.save(self.state_dict(), tmp)
         return self.ckpt_path
 
@@ -206,6 +235,8 @@ class VQTrainer:
             if self.disc is not None and "disc" in state:
                 self.disc.load_state_dict(state["disc"])
                 self.disc_opt.load_state_dict(state["disc_opt"])
+            if "rng" in state:  # checkpoints from before it was saved resume with the current random state
+                set_rng_state(state["rng"], self.device)
         except (KeyError, RuntimeError, ValueError) as e:
             raise ValueError(f"checkpoint {path} does not match this model or trainer config: {e}") from None
         self.step = int(state["step"])
@@ -295,9 +326,13 @@ class VQTrainer:
             for k, v in row.items():
                 self.tb.add_scalar(f"{prefix}/{k}", v, self.step)
 
-    def fit(self, batches: Iterator[torch.Tensor], val_items: list[torch.Tensor],
-            show_progress: bool = True) -> dict[str, float]:
-        """Trains up to ``max_steps`` (resuming if asked); returns the last validation metrics."""
+    def fit(self, batches: Iterator[torch.Tensor] | Callable[[int], Iterator[torch.Tensor]],
+            val_items: list[torch.Tensor], show_progress: bool = True) -> dict[str, float]:
+        """Trains up to ``max_steps`` (resuming if asked); returns the last validation metrics.
+
+        ``batches`` is an iterator, or a function of the step to start from returning the batches from there
+        on (one per step): with it a resumed run continues the data stream where the checkpoint left it
+        instead of starting it again."""
         cfg = self.cfg
         if cfg.resume or cfg.resume_from:
             path = Path(cfg.resume_from) if cfg.resume_from else self.ckpt_path
@@ -305,6 +340,8 @@ class VQTrainer:
                 self.load_checkpoint(path)
             else:
                 log.warning("trainer.resume=true but %s does not exist; starting from step 0", path)
+        if callable(batches):
+            batches = batches(self.step)
         result: dict[str, float] = {}
         t0, seen = time.perf_counter(), 0
         bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not show_progress, desc="train", unit="step")
