@@ -1,6 +1,7 @@
 """Runs every benchmark script in this folder, one after another, each writing its JSON to ``benchmarks/results/``.
 
-    python benchmarks/run_all.py                         # all of them on the CPU (about 40 minutes on 2 cores)
+    python benchmarks/run_all.py                         # all of them on the CPU (about 40 minutes on 2 cores,
+                                                         # plus an estimated hour for the real-size external models)
     python benchmarks/run_all.py --device cuda           # the device-aware ones on a GPU, the rest as usual
     python benchmarks/run_all.py --only text image       # a subset, by the names below
     python benchmarks/run_all.py --dry-run               # print the commands only
@@ -21,6 +22,7 @@ SCRIPTS = {
     "pretokenize": ("pretokenize_throughput.py", False),
     "lm": ("lm_throughput.py", True),
     "quality": ("reconstruction_quality.py", False),
+    "external": ("external_throughput.py", True),
 }
 
 

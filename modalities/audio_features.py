@@ -13,6 +13,9 @@ only build extractors this process registered. Two come with mmtok:
 * ``hubert`` (:class:`HubertFeatures`): one transformer layer of a torchaudio
   HuBERT or wav2vec 2.0 model whose weights the user has on disk. Nothing is
   downloaded; a saved tokenizer carries the weights in its own folder.
+* ``hf_hubert`` (:class:`modalities.external.hubert.HFHubertFeatures`): the same
+  from a local ``transformers`` ``HubertModel``/``Wav2Vec2Model`` folder
+  (``path=``, ``layer=``); ``transformers`` is imported only when one is built.
 
 Your own extractor joins with :func:`register_feature_extractor` in your code::
 
@@ -23,7 +26,10 @@ Your own extractor joins with :func:`register_feature_extractor` in your code::
 
 An extractor whose weights should travel with a saved tokenizer takes a
 ``checkpoint`` argument (a ``safetensors`` file) and has a ``weights()``
-method returning the state to write there.
+method returning the state to write there. One built from something outside
+the folder (a path) may also have ``saved_settings()``: the plain settings
+saved instead of the ones it was built with, so the folder never names the
+original path.
 """
 
 from __future__ import annotations
@@ -178,3 +184,12 @@ class HubertFeatures(nn.Module):
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         feats, _ = self.model.extract_features(wave.float(), num_layers=self.layer)
         return feats[-1]  # [B, about T // 320, dim]: the conv front end drops the last partial window
+
+
+@register_feature_extractor("hf_hubert")
+def hf_hubert_features(**settings: Any) -> nn.Module:
+    """A :class:`modalities.external.hubert.HFHubertFeatures` (``path=``, ``layer=``, ...): a layer of a local
+    ``transformers`` HuBERT/wav2vec 2.0; ``transformers`` is imported here, when one is built."""
+    from .external.hubert import HFHubertFeatures
+
+    return HFHubertFeatures(**settings)

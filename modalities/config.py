@@ -147,14 +147,17 @@ class TokenizeTaskConfig(TaskConfig):
     """``task=tokenize``: pre-tokenise a JSONL manifest of documents into shards.
 
     Attributes:
-        tokenizer: folder of a saved MultimodalTokenizer.
+        tokenizer: folder of a saved MultimodalTokenizer (optional when ``external`` is given).
+        external: tokenizer groups whose config names a pretrained model (``source: hf``, e.g.
+            ``tokenizer/audio=encodec``) to join to the set; the joined set is saved in ``<run>/tokenizer``.
         manifest: JSONL file, one document (a list of parts) per line.
         shard_docs: documents per shard.
         out: output folder (relative to the run directory unless absolute).
         num_workers: DataLoader worker processes decoding media files (0: in the main process).
     """
 
-    tokenizer: str = MISSING
+    tokenizer: Optional[str] = None  # noqa: UP045
+    external: list[str] = field(default_factory=list)
     manifest: str = MISSING
     shard_docs: int = 256
     out: str = "tokens"

@@ -83,13 +83,14 @@ _WRAP = {"text": Text, "image": Image, "video": Video, "audio": Audio}
 
 def _classes() -> dict[str, type[Tokenizer]]:
     from .audio import SpectrogramTokenizer
+    from .external import adapter_classes
     from .image import ImageTokenizer
     from .semantic import SemanticAudioTokenizer
     from .text import TextTokenizer
     from .video import VideoTokenizer
 
     return {c.__name__: c for c in (TextTokenizer, ImageTokenizer, VideoTokenizer, SpectrogramTokenizer,
-                                    SemanticAudioTokenizer)}
+                                    SemanticAudioTokenizer)} | adapter_classes()
 
 
 def as_part(x: Any, what: str = "part") -> Text | Image | Video | Audio:

@@ -239,6 +239,8 @@ class SemanticAudioTokenizer(Tokenizer):
     # ----------------------------------------------------------- save/load
     def settings(self) -> dict[str, Any]:
         features = dict(self.features_cfg)
+        if hasattr(self.extractor, "saved_settings"):  # e.g. hf_hubert: its config instead of the folder it came from
+            features = {"name": features["name"], **self.extractor.saved_settings()}
         if hasattr(self.extractor, "weights"):  # its weights travel in the folder, not as a path to elsewhere
             features["checkpoint"] = FEATURE_WEIGHTS
         return {"features": features, "k": self.kmeans.k, "audio": asdict(self.audio_cfg),

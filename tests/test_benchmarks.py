@@ -101,6 +101,20 @@ def test_lm_throughput_script(tmp_path):
     assert res["loader_tokens_per_s"] > 0 and res["loader_ratio_vs_training"] > 0
 
 
+def test_external_throughput_script(tmp_path):
+    pytest.importorskip("transformers")
+    out = tmp_path / "external.json"
+    proc = subprocess.run([sys.executable, "benchmarks/external_throughput.py", "--quick", "--repeat", "1",
+                           "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["op"]) for r in rows] == [
+        ("emu3", "encode"), ("emu3", "decode"), ("janus", "encode"), ("janus", "decode"), ("chameleon", "encode"),
+        *[(m, op) for m in ("encodec", "dac", "mimi", "xcodec") for op in ("encode", "decode")]]
+    assert all(r["adapter_per_s"] > 0 and r["direct_per_s"] > 0 and r["overhead"] > 0 for r in rows)
+    assert {r["unit"] for r in rows} == {"images", "seconds of audio"}
+
+
 @pytest.mark.slow
 def test_reconstruction_quality_script(tmp_path):
     out = tmp_path / "q.json"

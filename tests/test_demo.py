@@ -50,3 +50,27 @@ def test_demo_runs_every_stage_and_reuses_them(compose, tmp_path):
     log = proc.stdout + proc.stderr
     assert all(f"reusing the {s} stage" in log for s in ("text", "image", "audio", "lm")), log[-3000:]
     assert re.search(r"tokenize\s+reused", log) and "tokenize_tokens_per_s" not in log
+
+
+@pytest.mark.slow
+def test_demo_with_a_pretrained_audio_codec(compose, tmp_path, samples):
+    """``python train.py tokenizer/audio=encodec tokenizer.audio.path=...``: no audio stage is trained; the codec
+    codes the speech, the transformer learns it and the report plays what it generates."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    codec = tmp_path / "encodec"
+    transformers.EncodecModel(transformers.EncodecConfig(
+        hidden_size=16, num_filters=4, codebook_size=1024, codebook_dim=16, num_lstm_layers=1,
+        target_bandwidths=[1.5, 3.0])).save_pretrained(str(codec))
+    docs = tmp_path / "docs.jsonl"
+    lines = [json.loads(line) for line in (samples / "documents.jsonl").read_text().splitlines()]
+    fix = [[{k: (str(samples / v) if k in ("image", "audio") else v) for k, v in part.items()} for part in doc]
+           for doc in lines[:4] + lines[-4:]]  # four captioned photos, four spoken sentences
+    docs.write_text("".join(json.dumps(doc) + "\n" for doc in fix))
+    m = run_task(compose([*TINY, "task.steps.lm=10", f"data.documents={docs}", "tokenizer/audio=encodec",
+                          f"tokenizer.audio.path={codec}", "tokenizer.audio.bandwidth=1.5"]), tmp_path / "run")
+    assert not (tmp_path / "run" / "audio").exists() and "audio_steps" not in m
+    assert m["documents"] == 8 and m["skipped"] == 0 and m["tokens_audio"] > 0
+    assert m["audio_tokenizer"].startswith("EncodecTokenizer")
+    info = sf.info(tmp_path / "run" / "report" / "generated_speech.wav")
+    assert info.samplerate == 24000 and abs(info.duration - 3.0) < 0.05

@@ -53,6 +53,7 @@ def _violations(folder: str, forbidden: tuple[str, ...]) -> list[str]:
                          "modalities.semantic", "modalities.multimodal", "modalities.shards")),
     ("modalities/eval", ("modalities.training", "modalities.tasks")),
     ("modalities/training", ("modalities.tasks",)),
+    ("modalities/external", ("modalities.training", "modalities.tasks", "modalities.eval")),
 ])
 def test_imports_point_down(folder, forbidden):
     assert _violations(folder, forbidden) == []

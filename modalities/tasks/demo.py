@@ -33,6 +33,7 @@ from ..data.fileio import atomic_write_text
 from ..data.samples import data_root
 from ..eval.audio_eval import save_wav
 from ..eval.report import copy_latest_samples, metrics_table, plot_losses
+from ..external import from_config, is_external
 from ..generate import generate, segment_prefix
 from ..image import ImageTokenizer
 from ..multimodal import Audio, MultimodalTokenizer, Text, read_manifest
@@ -77,12 +78,18 @@ def run_stage(cfg: DictConfig, out_dir: Path, name: str, overrides: list[str]) -
     return metrics
 
 
-def build_tokenizer(out_dir: Path, image_size: int) -> MultimodalTokenizer:
-    """The three trained tokenizers in one vocabulary; images resized and centre-cropped to ``image_size``."""
-    image = ImageTokenizer.from_pretrained(out_dir / "image" / "tokenizer" / "image")
+def build_tokenizer(out_dir: Path, image_size: int, external: dict[str, Any] | None = None) -> MultimodalTokenizer:
+    """The trained tokenizers in one vocabulary, images resized and centre-cropped to ``image_size``; a pretrained
+    tokenizer in ``external`` (``tokenizer/image=emu3``, ``tokenizer/audio=encodec``) stands in for its stage's."""
+    external = external or {}
+    if "image" in external:
+        image = external["image"]
+    else:
+        trained = ImageTokenizer.from_pretrained(out_dir / "image" / "tokenizer" / "image")
+        image = ImageTokenizer(trained.model, "resize", image_size)
+    audio = external.get("audio") or SpectrogramTokenizer.from_pretrained(out_dir / "audio" / "tokenizer" / "audio")
     mm = MultimodalTokenizer({"text": TextTokenizer.from_pretrained(out_dir / "text" / "tokenizer" / "text"),
-                              "image": ImageTokenizer(image.model, "resize", image_size),
-                              "audio": SpectrogramTokenizer.from_pretrained(out_dir / "audio" / "tokenizer" / "audio")})
+                              "image": image, "audio": audio})
     mm.save_pretrained(out_dir / "tokenizer")
     return mm
 
@@ -130,10 +137,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     if not docs_path.is_file():
         raise FileNotFoundError(f"data.documents: {docs_path} does not exist (a JSONL manifest of documents, "
                                 "one list of parts per line, e.g. samples/documents.jsonl)")
+    external = {name: from_config(cfg.tokenizer[name]) for name in ("image", "audio") if is_external(cfg.tokenizer[name])}
     stages = {name: run_stage(cfg, out_dir, name, [*t[name], *([f"trainer.max_steps={t.steps[name]}"]
                                                                if name in t.steps else [])])
-              for name in ("text", "image", "audio")}
-    mm = build_tokenizer(out_dir, t.image_size)
+              for name in ("text", "image", "audio") if name not in external}
+    mm = build_tokenizer(out_dir, t.image_size, external)
     docs = list(read_manifest(docs_path))
     tokens = pretokenize(docs, mm, out_dir / "tokens", t.shard_docs, num_workers=t.num_workers,
                          show_progress=cfg.show_progress)
@@ -143,16 +151,18 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     report.mkdir(parents=True, exist_ok=True)
     model = Transformer.from_pretrained(out_dir / "lm" / "model").eval()
     generated = generate_samples(cfg, mm, model, t.image_size, report)
-    copy_latest_samples(out_dir / "image", report, "image_reconstructions")
-    copy_latest_samples(out_dir / "audio", report, "audio_reconstructions")
-    plot_losses({"image tokenizer": (out_dir / "image", ["loss", "loss_recon"]),
-                 "audio tokenizer": (out_dir / "audio", ["loss", "loss_recon"]),
-                 "transformer": (out_dir / "lm", ["loss", *(f"loss_{n}" for n in mm.tokenizers), "loss_special"])},
-                report / "loss_curves.png")
+    for name in ("image", "audio"):
+        if name in stages:
+            copy_latest_samples(out_dir / name, report, f"{name}_reconstructions")
+    curves = {f"{name} tokenizer": (out_dir / name, ["loss", "loss_recon"]) for name in ("image", "audio")
+              if name in stages}
+    plot_losses({**curves, "transformer": (out_dir / "lm", ["loss", *(f"loss_{n}" for n in mm.tokenizers),
+                                                            "loss_special"])}, report / "loss_curves.png")
     metrics = {"task": "demo",
                **_pick(stages["text"], "text", ("vocab_size", "bytes_per_token", "roundtrip_exact")),
-               **_pick(stages["image"], "image", ("steps", "val_psnr", "val_ssim", "val_usage")),
-               **_pick(stages["audio"], "audio", ("steps", "val_mel_l1_db", "val_si_sdr", "val_usage")),
+               **_pick(stages.get("image", {}), "image", ("steps", "val_psnr", "val_ssim", "val_usage")),
+               **_pick(stages.get("audio", {}), "audio", ("steps", "val_mel_l1_db", "val_si_sdr", "val_usage")),
+               **{f"{name}_tokenizer": repr(tok) for name, tok in external.items()},
                "documents": tokens.get("documents"), "tokens": tokens.get("tokens"), "skipped": tokens.get("skipped"),
                **{f"tokens_{k}": v for k, v in tokens.get("tokens_per_modality", {}).items()},
                **({"tokenize_tokens_per_s": tokens["tokens_per_s"]} if tokens.get("shards_written")

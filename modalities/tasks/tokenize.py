@@ -1,24 +1,54 @@
-"""Task ``tokenize``: a JSONL manifest of documents -> sharded token files (see :mod:`modalities.shards`)."""
+"""Task ``tokenize``: a JSONL manifest of documents -> sharded token files (see :mod:`modalities.shards`).
+
+The tokenizer set is a saved :class:`MultimodalTokenizer` (``task.tokenizer``), pretrained models of other
+libraries named by ``tokenizer/<group>`` configs (``task.external=[audio]`` with ``tokenizer/audio=encodec
+tokenizer.audio.path=...``), or both: external tokenizers are appended to the saved set's vocabulary (existing
+ids stay) or, under a name the set already has, replace that tokenizer in a new vocabulary. The set used is
+saved next to the shards (``<out>/tokenizer``) so the ids can be decoded later.
+"""
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
 
+from ..external import from_config, is_external
 from ..multimodal import MultimodalTokenizer, read_manifest
 from ..shards import pretokenize
 from ..training.trainer import resolve_device
 
 
+def tokenizer_set(cfg: DictConfig) -> MultimodalTokenizer:
+    """``task.tokenizer`` (a saved set, optional) joined with the external tokenizers named in ``task.external``."""
+    names = list(cfg.task.get("external") or [])
+    if not cfg.task.tokenizer and not names:
+        raise ValueError("task=tokenize needs task.tokenizer=<saved MultimodalTokenizer folder> and/or "
+                         "task.external=[<tokenizer group>, ...] (e.g. tokenizer/audio=encodec tokenizer.audio.path=...)")
+    base = MultimodalTokenizer.from_pretrained(cfg.task.tokenizer) if cfg.task.tokenizer else None
+    parts = dict(base.tokenizers) if base is not None else {}
+    for name in names:
+        node = cfg.tokenizer.get(name)
+        if node is None or not is_external(node):
+            raise ValueError(f"task.external names {name!r}, but tokenizer/{name} is not a pretrained-model config "
+                             f"(source: hf); pick one, e.g. tokenizer/{name}=encodec tokenizer.{name}.path=/my/model")
+        parts[name] = from_config(node)
+    keep = base is not None and all(n not in base.tokenizers for n in names)
+    return MultimodalTokenizer(parts, copy.deepcopy(base.registry) if keep else None)
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Writes this rank's shards (``RANK``/``WORLD_SIZE`` from ``torchrun``) to ``task.out``; returns the manifest."""
-    tok = MultimodalTokenizer.from_pretrained(cfg.task.tokenizer).to(resolve_device(cfg.trainer.device))
+    tok = tokenizer_set(cfg).to(resolve_device(cfg.trainer.device))
     docs = list(read_manifest(cfg.task.manifest))
     target = Path(cfg.task.out) if Path(cfg.task.out).is_absolute() else out_dir / cfg.task.out
-    result = pretokenize(docs, tok, target, cfg.task.shard_docs, rank=int(os.environ.get("RANK", 0)),
+    rank = int(os.environ.get("RANK", 0))
+    if cfg.task.get("external") and rank == 0:
+        tok.save_pretrained(out_dir / "tokenizer")
+    result = pretokenize(docs, tok, target, cfg.task.shard_docs, rank=rank,
                          world_size=int(os.environ.get("WORLD_SIZE", 1)), num_workers=cfg.task.num_workers,
                          show_progress=cfg.show_progress)
     keys = ("documents", "tokens", "skipped", "shards_written", "tokens_written", "tokens_per_s")
