@@ -200,10 +200,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="seconds of audio per call")
     ap.add_argument("--repeat", type=int, default=1, help="timed calls of each after the warm-up; the best counts")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--quick", action="store_true", help="tiny configs at 64x64 and 2 s (the smoke test)")
+    ap.add_argument("--quick", action="store_true", help="tiny configs at 32x32 and 1 s (the smoke test)")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/external_throughput.json"))
     args = ap.parse_args()
-    sizes, seconds = ([64], 2.0) if args.quick else (args.sizes, args.seconds)
+    sizes, seconds = ([32], 1.0) if args.quick else (args.sizes, args.seconds)
     res = run(args.only, sizes, args.batch, seconds, args.repeat, args.device, args.quick)
     print(f"transformers models through mmtok adapters vs called directly, {res['device']}, {res['threads']} threads"
           f"{' (tiny configs)' if args.quick else ''}; overhead = adapter seconds / direct seconds")

@@ -53,12 +53,15 @@ def test_demo_runs_every_stage_and_reuses_them(compose, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_with_a_pretrained_audio_codec(compose, tmp_path, samples):
-    """``python train.py tokenizer/audio=encodec tokenizer.audio.path=...``: no audio stage is trained; the codec
-    codes the speech, the transformer learns it and the report plays what it generates."""
+def test_demo_with_pretrained_tokenizers(compose, tmp_path, samples):
+    """``python train.py tokenizer/image=janus ... tokenizer/audio=encodec ...``: no image or audio stage is trained;
+    the pretrained models code the media, the transformer learns them and the report shows what it generates."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    codec = tmp_path / "encodec"
+    janus, codec = tmp_path / "janus", tmp_path / "encodec"
+    transformers.JanusVQVAE(transformers.JanusVQVAEConfig(
+        num_embeddings=256, embed_dim=4, latent_channels=32, base_channels=32, channel_multiplier=[1, 1, 1],
+        num_res_blocks=1)).save_pretrained(str(janus))  # f = 4
     transformers.EncodecModel(transformers.EncodecConfig(
         hidden_size=16, num_filters=4, codebook_size=1024, codebook_dim=16, num_lstm_layers=1,
         target_bandwidths=[1.5, 3.0])).save_pretrained(str(codec))
@@ -67,10 +70,13 @@ def test_demo_with_a_pretrained_audio_codec(compose, tmp_path, samples):
     fix = [[{k: (str(samples / v) if k in ("image", "audio") else v) for k, v in part.items()} for part in doc]
            for doc in lines[:4] + lines[-4:]]  # four captioned photos, four spoken sentences
     docs.write_text("".join(json.dumps(doc) + "\n" for doc in fix))
-    m = run_task(compose([*TINY, "task.steps.lm=10", f"data.documents={docs}", "tokenizer/audio=encodec",
-                          f"tokenizer.audio.path={codec}", "tokenizer.audio.bandwidth=1.5"]), tmp_path / "run")
-    assert not (tmp_path / "run" / "audio").exists() and "audio_steps" not in m
-    assert m["documents"] == 8 and m["skipped"] == 0 and m["tokens_audio"] > 0
-    assert m["audio_tokenizer"].startswith("EncodecTokenizer")
+    m = run_task(compose([*TINY, "task.steps.lm=10", "task.image_size=32", f"data.documents={docs}",
+                          "tokenizer/image=janus", f"tokenizer.image.path={janus}", "tokenizer.image.size_policy=resize",
+                          "tokenizer.image.size=32", "tokenizer/audio=encodec", f"tokenizer.audio.path={codec}",
+                          "tokenizer.audio.bandwidth=1.5"]), tmp_path / "run")
+    assert not (tmp_path / "run" / "image").exists() and not (tmp_path / "run" / "audio").exists()
+    assert m["documents"] == 8 and m["skipped"] == 0 and m["tokens_audio"] > 0 and m["tokens_image"] > 0
+    assert m["image_tokenizer"].startswith("JanusVQTokenizer") and m["audio_tokenizer"].startswith("EncodecTokenizer")
+    assert Image.open(tmp_path / "run" / "report" / "generated_image.png").size == (32, 32)
     info = sf.info(tmp_path / "run" / "report" / "generated_speech.wav")
     assert info.samplerate == 24000 and abs(info.duration - 3.0) < 0.05

@@ -81,3 +81,25 @@ def test_reconstruction_notebook_runs(tmp_path):
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     players = [o for o in outputs if "<audio" in json.dumps(o.get("data", {}))]
     assert len(images) >= 5 and len(players) >= 2  # grids, mels, two usage plots, the stream; audio players
+
+    # again on the same run, with pretrained transformers models in place of its image and audio tokenizers
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    transformers.JanusVQVAE(transformers.JanusVQVAEConfig(
+        num_embeddings=256, embed_dim=4, latent_channels=32, base_channels=32, channel_multiplier=[1, 1, 1],
+        num_res_blocks=1)).save_pretrained(str(tmp_path / "janus"))
+    transformers.EncodecModel(transformers.EncodecConfig(
+        hidden_size=16, num_filters=4, codebook_size=1024, codebook_dim=16, num_lstm_layers=1,
+        target_bandwidths=[1.5])).save_pretrained(str(tmp_path / "encodec"))
+    nb = nbformat.read(REPO / "notebooks/reconstruction.ipynb", as_version=4)
+    os.environ.update(MMTOK_RUN_DIR=str(tmp_path / "run"), MMTOK_HF_IMAGE=str(tmp_path / "janus"),
+                      MMTOK_HF_AUDIO=str(tmp_path / "encodec"))
+    try:
+        NotebookClient(nb, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    finally:
+        for key in ("MMTOK_RUN_DIR", "MMTOK_HF_IMAGE", "MMTOK_HF_AUDIO"):
+            del os.environ[key]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], [o for o in outputs if o.output_type == "error"]
+    assert "JanusVQTokenizer" in json.dumps(nb.cells[2].outputs) and "EncodecTokenizer" in json.dumps(nb.cells[2].outputs)
