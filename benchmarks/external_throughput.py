@@ -35,6 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from timing import timed
 
 from modalities.data.io import load_image
 from modalities.data.samples import samples_root
@@ -81,19 +82,10 @@ def build(name: str, quick: bool) -> torch.nn.Module:
 
 def paired(adapter: Callable[[], object], direct: Callable[[], object], repeat: int, cuda: bool) -> tuple[float, float]:
     """Best seconds of ``adapter`` and of ``direct`` over ``repeat`` alternating calls, after a warm-up of each."""
-    def once(fn: Callable[[], object]) -> float:
-        if cuda:
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        return time.perf_counter() - t0
-
     adapter(), direct()
     best_a = best_d = math.inf
     for _ in range(repeat):
-        best_a, best_d = min(best_a, once(adapter)), min(best_d, once(direct))
+        best_a, best_d = min(best_a, timed(adapter, cuda)), min(best_d, timed(direct, cuda))
     return best_a, best_d
 
 
