@@ -58,6 +58,27 @@ def _numpy_to_tensor(a: np.ndarray, what: str, ndim: int) -> torch.Tensor:
     return t.movedim(-1, -3)
 
 
+def _items(x: Any, ndim: int, single_array: Any, what: str, accepted: str) -> list[Any]:
+    """The items of a batch: one item (a path, a PIL image, an ``ndim``-dimensional tensor, or a numpy array for
+    which ``single_array(x.ndim)`` holds) becomes a list of one; a batch tensor ``[B, ...]`` or array becomes its
+    rows; a list stays. Raises naming the shape or type; an empty batch is an error."""
+    if isinstance(x, (str, Path, Image.Image)) or (isinstance(x, np.ndarray) and single_array(x.ndim)):
+        return [x]
+    if isinstance(x, np.ndarray):
+        return list(x)
+    if isinstance(x, torch.Tensor):
+        if x.ndim == ndim:
+            x = x[None]
+        if x.ndim != ndim + 1:
+            raise ValueError(f"{what} must be {accepted}, got shape {tuple(x.shape)}")
+        x = list(x)
+    if not isinstance(x, (list, tuple)):
+        raise TypeError(f"cannot encode a {type(x).__name__}; pass tensors, numpy arrays, PIL images or paths")
+    if not x:
+        raise ValueError(f"encode got an empty batch of {what}")
+    return list(x)
+
+
 def _pixels(x: Any, what: str, ndim: int = 3) -> torch.Tensor:
     """One image (``ndim=3``) or clip (``ndim=4``) given as a path, PIL image, tensor or numpy array ->
     float ``[3, H, W]`` / ``[T, 3, H, W]`` in [0, 1]."""
@@ -126,21 +147,7 @@ class _ImageAdapter(_VQAdapter):
 
     def to_batch(self, images: Any) -> torch.Tensor:
         """Any accepted input -> float ``[B, 3, H, W]`` in [0, 1], sized by the size policy (on the CPU)."""
-        if isinstance(images, (str, Path, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim < 4):
-            images = [images]
-        if isinstance(images, np.ndarray):  # [B, H, W, C]
-            images = list(images)
-        if isinstance(images, torch.Tensor):
-            if images.ndim == 3:
-                images = images[None]
-            if images.ndim != 4:
-                raise ValueError(f"images must be [B, C, H, W] or [C, H, W], got shape {tuple(images.shape)}")
-            images = list(images)
-        if not isinstance(images, (list, tuple)):
-            raise TypeError(f"cannot encode a {type(images).__name__}; pass tensors, numpy arrays, PIL images "
-                            "or paths")
-        if not images:
-            raise ValueError("encode got an empty batch of images")
+        images = _items(images, 3, lambda n: n < 4, "images", "[B, C, H, W] or [C, H, W]")  # arrays [B, H, W, C]
         items = [self._fit(_pixels(x, f"image {i}"), f"image {i}") for i, x in enumerate(images)]
         shapes = {tuple(t.shape) for t in items}
         if len(shapes) > 1:
@@ -237,20 +244,7 @@ class Emu3VideoTokenizer(Emu3VQTokenizer):
 
     def to_batch(self, video: Any) -> torch.Tensor:
         """Any accepted input -> float ``[B, T, 3, H, W]`` in [0, 1], sized by the size policy (on the CPU)."""
-        if isinstance(video, (str, Path)) or (isinstance(video, np.ndarray) and video.ndim == 4):
-            video = [video]
-        if isinstance(video, np.ndarray):  # [B, T, H, W, C]
-            video = list(video)
-        if isinstance(video, torch.Tensor):
-            if video.ndim == 4:
-                video = video[None]
-            if video.ndim != 5:
-                raise ValueError(f"video must be [B, T, C, H, W] or [T, C, H, W], got shape {tuple(video.shape)}")
-            video = list(video)
-        if not isinstance(video, (list, tuple)):
-            raise TypeError(f"cannot encode a {type(video).__name__}; pass a tensor, numpy array, path or a list")
-        if not video:
-            raise ValueError("encode got an empty batch of videos")
+        video = _items(video, 4, lambda n: n == 4, "videos", "[B, T, C, H, W] or [T, C, H, W]")  # [B, T, H, W, C]
         items = []
         for i, v in enumerate(video):
             v = self.load(v) if isinstance(v, (str, Path)) else _pixels(v, f"video {i}", ndim=4)
