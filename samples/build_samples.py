@@ -81,6 +81,9 @@ PHOTOS = {
     "gravel.png": "A grey close-up of gravel stones.",
     "cell.png": "A grey microscope image of a single small bright cell.",
 }
+# photographs of one scene: one source for the held-out split
+SAME_SCENE = {"motorcycle_left.png": "skimage/data/stereo_motorcycle",
+              "motorcycle_right.png": "skimage/data/stereo_motorcycle"}
 # extra 256x256 crops taken at full resolution from the larger photographs
 CROPS = {
     "astronaut.png": [(0, 0), (256, 0), (0, 256), (256, 256)],
@@ -114,18 +117,21 @@ def build_images(out: Path) -> list[Path]:
         img = Image.open(src / name).convert("RGB")
         stem = Path(name).stem
         _square(img, 256).save(out / f"{stem}.png", optimize=True)
-        captions.append({"file": f"{stem}.png", "caption": caption, "source": f"skimage/data/{name}"})
+        # "source" is the unit the held-out split keeps on one side: a photograph with all its crops
+        origin = {"origin": f"skimage/data/{name}"} if name in SAME_SCENE else {}
+        source = {"source": SAME_SCENE.get(name, f"skimage/data/{name}")} | origin
+        captions.append({"file": f"{stem}.png", "caption": caption} | source)
         for i, (x, y) in enumerate(CROPS.get(name, [])):
             crop = img.crop((x, y, x + 256, y + 256))
             fname = f"{stem}_crop{i}.png"
             crop.save(out / fname, optimize=True)
-            captions.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}",
-                             "source": f"skimage/data/{name} (crop at x={x}, y={y})"})
+            captions.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}"}
+                            | source | {"region": f"crop at x={x}, y={y}"})
     with open(out / "captions.jsonl", "w", encoding="utf-8") as f:
         for c in captions:
             f.write(json.dumps(c) + "\n")
     print(f"images: {len(captions)} files")
-    return [out / c["file"] for c in captions if "crop" not in c["file"]]
+    return [out / c["file"] for c in captions if "region" not in c]
 
 
 # -------------------------------------------------------------------- audio
@@ -193,7 +199,8 @@ def build_audio(out: Path) -> None:
             sf.write(out / fname, y, SAMPLE_RATE, subtype="PCM_16")
             total += len(y) / SAMPLE_RATE
             rows.append({"file": fname, "text": text, "voice": voice, "speed_wpm": speed,
-                         "seconds": round(len(y) / SAMPLE_RATE, 3)})
+                         "seconds": round(len(y) / SAMPLE_RATE, 3),
+                         "source": f"sentence {SENTENCES.index(text):02d}"})  # both voices of a sentence: one source
     with open(out / "transcripts.jsonl", "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")

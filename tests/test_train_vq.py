@@ -105,7 +105,7 @@ def test_split_by_file_is_stable():
     assert len(val) == 4 and not set(train) & set(val) and sorted(train + val) == files
     train2, val2 = split_by_file([*files, Path("new.png")], 0.2)
     assert len(set(val) & set(val2)) >= 3  # adding a file moves at most one held-out file
-    with pytest.raises(ValueError, match="at least 2 files"):
+    with pytest.raises(ValueError, match="at least 2 sources"):
         split_by_file(files[:1], 0.2)
 
 

@@ -8,7 +8,6 @@ handful of files still fills a batch; each item is a fresh random crop.
 from __future__ import annotations
 
 import itertools
-import zlib
 from pathlib import Path
 
 import torch
@@ -16,29 +15,19 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .io import load_image, load_video
+from .sources import split_by_source
 
 __all__ = ["AudioCrops", "ImageCrops", "SampleStream", "VideoClips", "center_crop_multiple", "infinite_batches",
-           "split_by_file"]
+           "rank_samples", "split_by_file"]
 
 
 def split_by_file(files: list[Path], val_fraction: float, root: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/validation split by file name hash (stable when files are added).
+    """Deterministic train/validation split by file name hash (stable when files are added): every file its own
+    source (see :func:`modalities.data.sources.split_by_source`, which the tasks use).
 
     At least one file goes to each side; raises with fewer than two files.
     """
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    if len(files) < 2:
-        raise ValueError(f"need at least 2 files to hold one out for validation, got {len(files)}: {files}")
-    n_val = min(len(files) - 1, max(1, round(len(files) * val_fraction)))
-
-    def key(p: Path) -> tuple[int, str]:
-        name = str(p.relative_to(root)) if root is not None else p.name
-        return zlib.crc32(name.encode()), name
-
-    ranked = sorted(files, key=key)
-    val = set(ranked[:n_val])
-    return [f for f in files if f not in val], [f for f in files if f in val]
+    return split_by_source(files, val_fraction, root)
 
 
 def center_crop_multiple(x: torch.Tensor, multiple: int, max_size: int | None = None) -> torch.Tensor:
@@ -138,15 +127,29 @@ class SampleStream(Dataset):
             cpu.set_state(state)
 
 
-def infinite_batches(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0, start: int = 0):
+def rank_samples(batch_size: int, start: int = 0, rank: int = 0, world_size: int = 1):
+    """Sample numbers of rank ``rank`` of ``world_size``, from global batch ``start`` on: of global batch ``b``
+    (``world_size * batch_size`` samples) the rank takes ``[b*W*bs + rank*bs, b*W*bs + (rank+1)*bs)``, so the
+    ranks together see exactly the samples one process sees with batch ``W * bs``."""
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+    if world_size == 1:
+        return itertools.count(start * batch_size)
+    return (b * world_size * batch_size + rank * batch_size + i for b in itertools.count(start) for i in range(batch_size))
+
+
+def infinite_batches(dataset: Dataset, batch_size: int, num_workers: int = 0, seed: int = 0, start: int = 0,
+                     rank: int = 0, world_size: int = 1):
     """Yields shuffled batches forever, from batch number ``start`` on (batch ``b`` holds samples
     ``[b * batch_size, (b + 1) * batch_size)`` of a :class:`SampleStream`): the same tensors for any ``start``
-    and any ``num_workers``, which is what makes a resumed run repeat an uninterrupted one."""
+    and any ``num_workers``, which is what makes a resumed run repeat an uninterrupted one. With ``world_size``
+    ranks each yields its ``batch_size`` slice of the global batch (:func:`rank_samples`)."""
     if batch_size > len(dataset):
         raise ValueError(f"batch_size {batch_size} is larger than the dataset ({len(dataset)} items)")
     # an endless sampler of sample numbers; the DataLoader's own generator only seeds workers (our items reseed)
     # and keeps it from drawing from the global generator when the iterator starts
-    loader = DataLoader(SampleStream(dataset, seed), batch_size=batch_size, sampler=itertools.count(start * batch_size),
+    loader = DataLoader(SampleStream(dataset, seed), batch_size=batch_size,
+                        sampler=rank_samples(batch_size, start, rank, world_size),
                         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
     yield from loader
 

@@ -1,0 +1,90 @@
+"""Held-out splits by source: no photograph, video or sentence on both sides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modalities.data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
+from modalities.data.sources import read_sources, source_of, split_by_source
+
+SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+FOLDERS = {"images": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES, "video": VIDEO_SUFFIXES}
+
+
+def _folder(sub: str) -> tuple[Path, list[Path], dict[str, str]]:
+    folder = SAMPLES / sub
+    return folder, list_media(folder, FOLDERS[sub], sub), read_sources(folder)
+
+
+def test_every_sample_file_has_a_source():
+    for sub in FOLDERS:
+        folder, files, sources = _folder(sub)
+        assert sorted(f.name for f in files) == sorted(sources), sub
+    _, _, images = _folder("images")
+    assert images["astronaut_crop2.png"] == images["astronaut.png"] == "skimage/data/astronaut.png"
+    assert images["motorcycle_left.png"] == images["motorcycle_right.png"]  # a stereo pair: one scene
+    _, _, audio = _folder("audio")
+    rows = [json.loads(x) for x in (SAMPLES / "audio/transcripts.jsonl").read_text().splitlines()]
+    by_text: dict[str, set[str]] = {}
+    for r in rows:
+        by_text.setdefault(r["text"], set()).add(audio[r["file"]])
+    assert all(len(s) == 1 for s in by_text.values())  # one sentence, one source, whichever voice
+    assert len(set(audio.values())) == len(by_text) == 40
+
+
+@settings(max_examples=60, deadline=None)
+@given(sub=st.sampled_from(sorted(FOLDERS)), val_fraction=st.floats(0.01, 0.99), data=st.data())
+def test_split_never_puts_a_source_on_both_sides(sub, val_fraction, data):
+    folder, files, sources = _folder(sub)
+    subset = data.draw(st.lists(st.sampled_from(files), min_size=1, unique=True))
+    if len({source_of(f, folder, sources) for f in subset}) < 2:
+        with pytest.raises(ValueError, match="at least 2 sources"):
+            split_by_source(subset, val_fraction, folder, sources)
+        return
+    train, val = split_by_source(subset, val_fraction, folder, sources)
+    assert train and val and sorted(train + val) == sorted(subset)
+    assert not {source_of(f, folder, sources) for f in train} & {source_of(f, folder, sources) for f in val}
+
+
+def test_image_task_holds_out_six_photographs_with_their_crops():
+    folder, files, sources = _folder("images")
+    train, val = split_by_source(files, 0.4, folder, sources)  # conf/task/image.yaml
+    held = {source_of(f, folder, sources) for f in val}
+    assert len(held) >= 6
+    assert {f.name for f in val} >= {f"{Path(s).stem}.png" for s in held if "stereo" not in s}
+
+
+def test_split_is_stable_when_files_are_added(tmp_path):
+    files = [tmp_path / f"img{i}.png" for i in range(20)]
+    train, val = split_by_source(files, 0.2, tmp_path)
+    sources = {"img0.png": "a", "img1.png": "a", "new.png": "a"}
+    assert split_by_source(files, 0.2, tmp_path) == (train, val)  # every file its own source without metadata
+    _, held = split_by_source([*files, tmp_path / "late.png"], 0.2, tmp_path)
+    assert len(held) == len(val) == 4 and len(set(held) & set(val)) >= 3  # a new source displaces at most one
+    a_train, a_val = split_by_source(files, 0.5, tmp_path, sources)
+    assert (files[0] in a_val) == (files[1] in a_val)
+
+
+def test_read_sources_refuses_contradictions(tmp_path):
+    (tmp_path / "a.jsonl").write_text(json.dumps({"file": "x.png", "source": "one"}) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps({"file": "x.png", "source": "two"}) + "\n")
+    with pytest.raises(ValueError, match=r"x\.png.*two.*a\.jsonl:1"):
+        read_sources(tmp_path)
+    (tmp_path / "b.jsonl").write_text("{not json\n")
+    with pytest.raises(ValueError, match=r"b\.jsonl:1: not a JSON line"):
+        read_sources(tmp_path)
+    (tmp_path / "b.jsonl").write_text(json.dumps({"file": "y.png", "caption": "no source"}) + "\n")
+    assert read_sources(tmp_path) == {"x.png": "one"}
+
+
+def test_split_refuses_one_source(tmp_path):
+    files = [tmp_path / "a.png", tmp_path / "b.png"]
+    with pytest.raises(ValueError, match="2 file.*1 source"):
+        split_by_source(files, 0.5, tmp_path, {"a.png": "s", "b.png": "s"})
+    with pytest.raises(ValueError, match="val_fraction"):
+        split_by_source(files, 1.0, tmp_path)
