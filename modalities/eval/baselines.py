@@ -5,12 +5,12 @@ patches (p = the tokenizer's downsample factor, k = its codebook size), fitted
 on the training images and measured on the held-out ones.
 
 ``jpeg_baseline``: Pillow JPEG of each held-out image at the quality whose
-size comes nearest a target bits per pixel.
+size comes nearest a target bits per pixel (the codecs themselves, JPEG, WebP,
+Opus and H.264, live in :mod:`modalities.eval.codecs`).
 """
 
 from __future__ import annotations
 
-import io
 import math
 
 import torch
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from models.kmeans import KMeans
 
 from ..data.datasets import center_crop_multiple
+from .codecs import image_at_bpp
 from .metrics import psnr, ssim
 
 __all__ = ["image_to_patches", "jpeg_at_bpp", "jpeg_baseline", "kmeans_mel_baseline", "kmeans_patch_baseline",
@@ -59,25 +60,13 @@ def kmeans_patch_baseline(train_images: list[torch.Tensor], val_images: list[tor
 
 def jpeg_at_bpp(image: torch.Tensor, bpp: float) -> tuple[torch.Tensor, float, int]:
     """Pillow JPEG (4:2:0) of ``image`` ``[3, H, W]`` in [0, 1] at the quality (1-95) whose file size is nearest
-    ``bpp`` bits per pixel; returns the decoded image, its bits per pixel and the quality."""
-    from PIL import Image
+    ``bpp`` bits per pixel; returns the decoded image, its bits per pixel and the quality.
 
-    from ..data.io import pil_to_tensor
-
-    arr = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    pil, pixels = Image.fromarray(arr), image.shape[-1] * image.shape[-2]
-    best: tuple[float, bytes, int] | None = None
-    for q in range(1, 96):
-        buf = io.BytesIO()
-        pil.save(buf, format="JPEG", quality=q)
-        size = 8 * buf.tell() / pixels
-        if best is None or abs(size - bpp) < abs(best[0] - bpp):
-            best = (size, buf.getvalue(), q)
-        if size > bpp:
-            break  # sizes grow with quality
-    size, data, q = best
-    with Image.open(io.BytesIO(data)) as im:
-        return pil_to_tensor(im.convert("RGB")), size, q
+    The three-value form kept for existing callers; :func:`modalities.eval.codecs.jpeg_at_bpp` returns
+    ``(recon, actual_bpp)`` and :func:`modalities.eval.codecs.image_at_bpp` the quality as well.
+    """
+    coded = image_at_bpp(image, bpp, "jpeg")
+    return coded.recon, coded.rate, int(coded.setting)
 
 
 def jpeg_baseline(val_images: list[torch.Tensor], bpp: float) -> dict[str, float]:
