@@ -245,9 +245,17 @@ class MultimodalTokenizer:
 
 
 def read_manifest(path: str | Path) -> Iterator[list[Text | Image | Video | Audio]]:
-    """Documents of a JSONL manifest: each line a list of parts ``{"text": ...}``, ``{"image": "path"}``,
-    ``{"audio": "path"}``, ``{"video": "path"}`` (optionally with ``"name"``); paths are relative to the
-    manifest's folder. A malformed line raises ``ValueError`` naming the file and line."""
+    """Documents of a JSONL manifest (see :func:`manifest_lines`)."""
+    for _, parts, _ in manifest_lines(path):
+        yield parts
+
+
+def manifest_lines(path: str | Path) -> Iterator[tuple[int, list[Text | Image | Video | Audio], str | None]]:
+    """``(line number, parts, source)`` of each document of a JSONL manifest: each line a list of parts
+    ``{"text": ...}``, ``{"image": "path"}``, ``{"audio": "path"}``, ``{"video": "path"}`` (optionally with
+    ``"name"``), or ``{"parts": [...], "source": "..."}`` naming where the document comes from (``None`` when not
+    given); paths are relative to the manifest's folder. A malformed line raises ``ValueError`` naming the file
+    and line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")
@@ -260,9 +268,16 @@ def read_manifest(path: str | Path) -> Iterator[list[Text | Image | Video | Audi
                 doc = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{where}: not valid JSON ({e})") from None
+            source = None
+            if isinstance(doc, dict):
+                if set(doc) - {"parts", "source"}:
+                    raise ValueError(f"{where}: a document object has 'parts' and optionally 'source', "
+                                     f"got {sorted(doc)}")
+                doc, source = doc.get("parts"), doc.get("source")
             if not isinstance(doc, list) or not doc:
-                raise ValueError(f"{where}: a document must be a non-empty list of parts")
-            yield [_manifest_part(p, path.parent, f"{where} part {i}") for i, p in enumerate(doc)]
+                raise ValueError(f"{where}: a document must be a non-empty list of parts (or {{\"parts\": [...]}})")
+            parts = [_manifest_part(p, path.parent, f"{where} part {i}") for i, p in enumerate(doc)]
+            yield lineno, parts, None if source is None else str(source)
 
 
 def _manifest_part(p: Any, root: Path, where: str) -> Text | Image | Video | Audio:

@@ -79,7 +79,7 @@ def test_image_at_bpp_is_the_nearest_quality(image):
 def test_image_codec_baseline(image):
     crops = [image[:, :128, :128], image[:, 128:, 128:][None]]
     out = image_codec_baseline(crops, 1.0, codec="webp", lpips=LPIPSMetric(None))
-    assert out["codec"] == "webp" and out["images"] == 2 and out["lpips"] == LPIPS_NOT_COMPUTED
+    assert out["codec"] == "webp" and out["items"] == 2 and out["lpips"] == LPIPS_NOT_COMPUTED
     assert 15 < out["psnr"] < 60 and 0 < out["ssim"] <= 1 and _within(out["bits_per_pixel"], 1.0, 2)
     assert "lpips" not in image_codec_baseline(crops, 1.0)
 

@@ -117,3 +117,18 @@ def test_manifest(tmp_path, samples, mm):
         (tmp_path / "bad.jsonl").write_text(bad + "\n")
         with pytest.raises(ValueError, match=msg):
             list(read_manifest(tmp_path / "bad.jsonl"))
+
+
+def test_manifest_lines_take_lists_and_documents_with_a_source(tmp_path, samples):
+    from modalities.multimodal import manifest_lines, read_manifest
+
+    img = samples / "images/coffee.png"
+    m = tmp_path / "docs.jsonl"
+    m.write_text(json.dumps([{"text": "a cup"}, {"image": str(img)}]) + "\n\n"
+                 + json.dumps({"parts": [{"text": "b"}], "source": "coffee"}) + "\n")
+    rows = list(manifest_lines(m))
+    assert [(n, s) for n, _, s in rows] == [(1, None), (3, "coffee")]
+    assert [len(d) for d in read_manifest(m)] == [2, 1]
+    m.write_text(json.dumps({"parts": [{"text": "b"}], "origin": "x"}) + "\n")
+    with pytest.raises(ValueError, match=r"docs\.jsonl:1: a document object has 'parts'"):
+        list(read_manifest(m))

@@ -149,40 +149,20 @@ def image_codec_baseline(images: Sequence[torch.Tensor], bpp: float, codec: str 
                          lpips: LPIPSMetric | None = None, fid: FIDMetric | None = None) -> dict[str, Any]:
     """JPEG or WebP of each image (``[3, H, W]`` or ``[1, 3, H, W]`` in [0, 1]) nearest ``bpp``.
 
-    Returns ``codec``, ``target_bits_per_pixel``, ``bits_per_pixel`` (actual: total bits / total pixels),
-    ``psnr`` (mean :func:`~modalities.eval.metrics.psnr8`), ``ssim`` (mean per image), ``quality`` (mean) and
-    ``images``; with ``lpips`` also ``lpips`` (mean, or the metric's "not computed" reason), and with ``fid``
-    also ``fid`` (reconstructions against originals; the metric is reset first; its reason when unavailable).
+    Returns ``codec``, ``target_bits_per_pixel``, ``quality`` (mean) and the row of
+    :func:`~modalities.eval.tokenizer_eval.score_images`: ``bits_per_pixel`` (actual: total bits / total pixels),
+    ``psnr``, ``ssim``, ``items``, and with ``lpips``/``fid`` given ``lpips``/``rfid`` (the metric's "not
+    computed" reason when it has no weights).
     """
+    from .tokenizer_eval import score_images
+
     if not images:
         raise ValueError("image_codec_baseline: no images")
-    bits = pixels = 0.0
-    psnrs, ssims, qualities, lps = [], [], [], []
-    use_lpips = lpips is not None and lpips.available
-    use_fid = fid is not None and fid.available
-    if use_fid:
-        fid.reset()
-    for i, x in enumerate(images):
-        x = _image(x, f"image_codec_baseline (image {i})").float().cpu()
-        coded = image_at_bpp(x, bpp, codec)
-        n = x.shape[-1] * x.shape[-2]
-        bits, pixels = bits + coded.rate * n, pixels + n
-        psnrs.append(float(psnr8(coded.recon, x)[0]))
-        ssims.append(float(ssim_per_image(coded.recon, x)[0]))
-        qualities.append(coded.setting)
-        if use_lpips:
-            lps.append(float(lpips(coded.recon, x)[0]))
-        if use_fid:
-            fid.update(x, real=True)
-            fid.update(coded.recon, real=False)
-    out: dict[str, Any] = {"codec": codec, "target_bits_per_pixel": float(bpp), "bits_per_pixel": bits / pixels,
-                           "psnr": _mean(psnrs), "ssim": _mean(ssims), "quality": _mean(qualities),
-                           "images": len(images)}
-    if lpips is not None:
-        out["lpips"] = _mean(lps) if use_lpips else lpips.reason
-    if fid is not None:
-        out["fid"] = fid.compute()["fid"] if use_fid else fid.reason
-    return out
+    xs = [_image(x, f"image_codec_baseline (image {i})").float().cpu() for i, x in enumerate(images)]
+    coded = [image_at_bpp(x, bpp, codec) for x in xs]
+    bits = sum(c.rate * x.shape[-1] * x.shape[-2] for c, x in zip(coded, xs, strict=True))
+    return {"codec": codec, "target_bits_per_pixel": float(bpp), "quality": _mean([c.setting for c in coded])} | (
+        score_images(xs, [c.recon.reshape(x.shape) for c, x in zip(coded, xs, strict=True)], bits, lpips, fid))
 
 
 def _mean(values: Sequence[float]) -> float:

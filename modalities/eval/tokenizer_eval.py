@@ -55,7 +55,9 @@ def _batches(items: Sequence[torch.Tensor], batch_size: int) -> list[list[int]]:
 @torch.no_grad()
 def score_images(originals: Sequence[torch.Tensor], recons: Sequence[torch.Tensor], bits: float,
                  lpips: LPIPSMetric | None = None, fid: FIDMetric | None = None) -> dict[str, Any]:
-    """Means over pairs ``originals[i]``, ``recons[i]`` (``float[3, H, W]``) and the rate ``bits`` (total)."""
+    """Means over pairs ``originals[i]``, ``recons[i]`` (``float[3, H, W]``): ``psnr`` (8-bit), ``ssim``, and with
+    the metrics given ``lpips`` and ``rfid`` (+ ``rfid_images``), or their "not computed" reason; ``bits_per_pixel``
+    is ``bits`` (the total) over all pixels."""
     p, s, lp = [], [], []
     for x, y in zip(originals, recons, strict=True):
         p.append(float(psnr8(y[None], x[None])[0]))
@@ -65,7 +67,8 @@ def score_images(originals: Sequence[torch.Tensor], recons: Sequence[torch.Tenso
     pixels = sum(x.shape[-1] * x.shape[-2] for x in originals)
     row: dict[str, Any] = {"psnr": sum(p) / len(p), "ssim": sum(s) / len(s), "bits_per_pixel": bits / pixels,
                            "items": len(originals)}
-    row["lpips"] = sum(lp) / len(lp) if lp else (lpips.reason if lpips is not None else "not computed")
+    if lpips is not None:
+        row["lpips"] = sum(lp) / len(lp) if lp else lpips.reason
     if fid is not None and fid.available:
         fid.reset()
         for x, y in zip(originals, recons, strict=True):
@@ -73,8 +76,8 @@ def score_images(originals: Sequence[torch.Tensor], recons: Sequence[torch.Tenso
             fid.update(y[None], real=False)
         res = fid.compute()
         row["rfid"], row["rfid_images"] = res["fid"], res["n_real"]
-    else:
-        row["rfid"] = fid.reason if fid is not None else "not computed"
+    elif fid is not None:
+        row["rfid"] = fid.reason
     return row
 
 

@@ -1,0 +1,243 @@
+"""Task ``evaluate``: tokenizers against the originals and the classical codecs at the same bits.
+
+    python train.py task=evaluate task.tokenizer=runs/x/tokenizer/image                 # held-out sample photos
+    python train.py task=evaluate task.tokenizers=[a,b] data.images=/photos task.split=all
+    python train.py task=evaluate task.external=[image] tokenizer/image=emu3 tokenizer.image.path=/models/emu3
+
+Each tokenizer encodes and decodes every item of its modality; the classical baselines run in the same call:
+images — k-means on raw pixel patches (same patch and codes as a tokenizer), JPEG and WebP at the nearest bits
+per pixel; audio — Opus at the nearest bitrate; video — H.264 at the nearest bits per pixel; each codec also at
+the rates in ``task.rates`` so the rate–distortion plots have curves. Writes ``metrics.md``, ``evaluation.json``
+and ``rd_<modality>_<metric>.png`` to the run folder and prints the table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from ..base import Tokenizer, read_config
+from ..data.datasets import center_crop_multiple
+from ..data.fileio import atomic_write_text
+from ..data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media, load_audio, load_image, load_video
+from ..data.runlog import MetricsLog
+from ..data.samples import data_root, media_folder
+from ..data.sources import read_sources, split_by_source
+from ..eval import codecs
+from ..eval.perceptual import FIDMetric, LPIPSMetric
+from ..eval.rd import plot_rate_distortion
+from ..eval.tokenizer_eval import (evaluate_audio, evaluate_images, evaluate_semantic, evaluate_videos,
+                                   fit_patch_kmeans, resampled, score_images)
+from ..training.trainer import resolve_device
+
+log = logging.getLogger("mmtok")
+
+OPUS_FLOOR = 6000  # bit/s; libopus does not go lower for mono speech (it answers lower targets at its floor)
+MEDIA = {"image": ("images", "images", IMAGE_SUFFIXES), "video": ("videos", "video", VIDEO_SUFFIXES),
+         "audio": ("audio", "audio", AUDIO_SUFFIXES)}
+COLUMNS = {"image": ("bits_per_pixel", "psnr", "ssim", "lpips", "rfid", "rfid_images", "codebook_usage", "items"),
+           "video": ("bits_per_pixel", "psnr", "ssim", "temporal_error", "items"),
+           "audio": ("bits_per_second", "pesq", "stoi", "si_sdr", "mel_distance", "stft_distance", "codebook_usage",
+                     "items"),
+           "semantic": ("bits_per_second", "units_per_second", "dedup_units_per_second", "cluster_use", "items")}
+
+
+# ------------------------------------------------------------------ tokenizers
+def load_tokenizers(folder: str | Path) -> dict[str, Tokenizer]:
+    """A saved tokenizer folder -> ``{label: tokenizer}``; a saved ``MultimodalTokenizer`` gives each of its
+    image, video and audio tokenizers (text is not evaluated here)."""
+    from ..multimodal import CONFIG_NAME, MultimodalTokenizer, _classes
+
+    folder = Path(folder).expanduser()
+    label = "/".join(folder.resolve().parts[-3:])
+    if (folder / CONFIG_NAME).is_file():
+        mm = MultimodalTokenizer.from_pretrained(folder)
+        return {f"{label}:{name}": t for name, t in mm.tokenizers.items() if t.kind != "text"}
+    cls = read_config(folder).get("class")
+    klass = _classes().get(cls)
+    if klass is None:
+        raise ValueError(f"task.tokenizers: {folder} holds a {cls!r}, not a tokenizer mmtok can evaluate")
+    return {label: klass.from_pretrained(folder)}
+
+
+def tokenizers_to_evaluate(cfg: DictConfig) -> dict[str, Tokenizer]:
+    """``task.tokenizer``, ``task.tokenizers`` and the pretrained models named by ``task.external``."""
+    from ..external import from_config, is_external
+
+    folders = ([cfg.task.tokenizer] if cfg.task.tokenizer else []) + list(cfg.task.tokenizers or [])
+    toks: dict[str, Tokenizer] = {}
+    for f in folders:
+        toks |= load_tokenizers(f)
+    for name in cfg.task.external or []:
+        node = cfg.tokenizer.get(name)
+        if node is None or not is_external(node):
+            raise ValueError(f"task.external names {name!r}, but tokenizer/{name} is not a pretrained-model config "
+                             f"(source: hf); e.g. tokenizer/{name}=emu3 tokenizer.{name}.path=/my/model")
+        toks[f"{node.model}:{Path(node.path).name}"] = from_config(node)
+    if not toks:
+        raise ValueError("task=evaluate needs task.tokenizer=<saved folder>, task.tokenizers=[...] or "
+                         "task.external=[<tokenizer group>]")
+    return toks
+
+
+def modality_of(tok: Tokenizer) -> str:
+    """``image``, ``video``, ``audio`` (a waveform comes back) or ``semantic`` (units only)."""
+    if tok.kind == "audio" and hasattr(tok, "decode_features"):
+        return "semantic"
+    if tok.kind not in MEDIA:
+        raise ValueError(f"cannot evaluate a {type(tok).__name__} of kind {tok.kind!r}")
+    return tok.kind
+
+
+# ------------------------------------------------------------------------ data
+def eval_files(cfg: DictConfig, modality: str) -> tuple[list[Path], list[Path]]:
+    """``(files to evaluate, files the k-means baseline is fitted on)`` for ``data.<images|videos|audio>``.
+
+    ``task.split=heldout``: the held-out sources of the training tasks' split (``task.val_fraction``), with the
+    k-means baseline fitted on the training side, as the tokenizer was; ``task.split=all``: every file of the
+    folder (data the tokenizers never saw), k-means fitted on the training side of the bundled samples.
+    """
+    key, default, suffixes = MEDIA[modality]
+    folder = media_folder(data_root(cfg.data.root), cfg.data[key], default)
+    files = list_media(folder, suffixes, f"data.{key}")
+    fraction = cfg.task.val_fraction[modality]
+    if cfg.task.split == "all":
+        samples = media_folder(data_root(None), None, default)
+        fit, _ = split_by_source(list_media(samples, suffixes, "samples"), fraction, samples, read_sources(samples))
+        chosen = files
+    elif cfg.task.split == "heldout":
+        fit, chosen = split_by_source(files, fraction, folder, read_sources(folder))
+    else:
+        raise ValueError(f"task.split must be 'heldout' or 'all', got {cfg.task.split!r}")
+    if cfg.task.max_items:
+        chosen = chosen[: cfg.task.max_items]
+    log.info("evaluate %s: %d files from %s (split=%s)", modality, len(chosen), folder, cfg.task.split)
+    return chosen, fit
+
+
+def _images(files: list[Path], multiple: int, size: int) -> list[torch.Tensor]:
+    return [center_crop_multiple(load_image(p), multiple, size) for p in files]
+
+
+# --------------------------------------------------------------------- evaluate
+def _image_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
+    files, fit = eval_files(cfg, "image")
+    multiple = math.lcm(*(t.downsample for t in toks.values()), 16)  # every tokenizer sees the same pixels
+    images = _images(files, multiple, cfg.task.image_size)
+    lpips = LPIPSMetric(cfg.eval.lpips_weights, cfg.eval.lpips_net, device)
+    fid = FIDMetric(cfg.eval.inception_weights, device)
+    rows = []
+    for name, tok in toks.items():
+        rows.append({"name": name, "kind": "tokenizer"} | evaluate_images(
+            tok.to(device), images, cfg.task.batch_size, lpips, fid, cfg.show_progress, name))
+    baselines = set(cfg.task.baselines.image)
+    if "kmeans" in baselines:
+        train = [load_image(p) for p in fit]
+        for f, k in sorted({(t.downsample, t.codebook_size) for t in toks.values() if t.num_codebooks == 1}):
+            quantise = fit_patch_kmeans(train, f, k, seed=cfg.seed)
+            bits = sum(x.shape[-1] * x.shape[-2] for x in images) * math.log2(k) / f**2
+            rows.append({"name": f"k-means {f}x{f} patches", "kind": "baseline"}
+                        | score_images(images, [quantise(x) for x in images], bits, lpips, fid))
+    rates = sorted({r["bits_per_pixel"] for r in rows} | set(cfg.task.rates.image))
+    for codec in ("jpeg", "webp"):
+        if codec in baselines:
+            rows += [{"name": codec.upper(), "kind": "baseline", "target_rate": bpp}
+                     | codecs.image_codec_baseline(images, bpp, codec, lpips, fid) for bpp in rates]
+    return rows
+
+
+def _audio_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
+    files, _ = eval_files(cfg, "audio")
+    clips = [(w.mean(0) if w.ndim > 1 else w, sr) for w, sr in map(load_audio, files)]
+    rows = [{"name": n, "kind": "tokenizer"} | evaluate_audio(t.to(device), clips, cfg.show_progress, n)
+            for n, t in toks.items()]
+    if "opus" in cfg.task.baselines.audio:
+        rates = {r["bits_per_second"] for r in rows} | set(cfg.task.rates.audio)
+        if min(rates) < OPUS_FLOOR:
+            log.info("Opus does not code speech below about %d bit/s: no Opus point at %s bit/s", OPUS_FLOOR,
+                     ", ".join(f"{r:.0f}" for r in sorted(rates) if r < OPUS_FLOOR))
+        for bps in sorted(r for r in rates if r >= OPUS_FLOOR):
+            sr = clips[0][1]  # one rate for the codec: every clip resampled to the first clip's
+            rows.append({"name": "Opus", "kind": "baseline", "target_rate": bps} | codecs.opus_baseline(
+                [resampled(w, r, sr) for w, r in clips], sr, bps))
+    return rows
+
+
+def _video_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
+    files, _ = eval_files(cfg, "video")
+    multiple = math.lcm(*(t.downsample for t in toks.values()), 2)
+    videos = [center_crop_multiple(load_video(p), multiple, cfg.task.image_size) for p in files]
+    for t in toks.values():  # causal models take 1 + k * temporal_downsample frames
+        td = getattr(t, "temporal_downsample", 1)
+        videos = [v[: 1 + (len(v) - 1) // td * td] for v in videos]
+    rows = [{"name": n, "kind": "tokenizer"} | evaluate_videos(t.to(device), videos, cfg.show_progress, n)
+            for n, t in toks.items()]
+    if "h264" in cfg.task.baselines.video:
+        for bpp in sorted({r["bits_per_pixel"] for r in rows} | set(cfg.task.rates.video)):
+            rows.append({"name": "H.264", "kind": "baseline", "target_rate": bpp}
+                        | codecs.h264_baseline(videos, cfg.task.fps, bpp))
+    return rows
+
+
+def _semantic_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
+    files, _ = eval_files(cfg, "audio")
+    clips = [(w.mean(0) if w.ndim > 1 else w, sr) for w, sr in map(load_audio, files)]
+    return [{"name": n, "kind": "tokenizer"} | evaluate_semantic(t.to(device), clips, cfg.show_progress)
+            for n, t in toks.items()]
+
+
+ROWS = {"image": _image_rows, "audio": _audio_rows, "video": _video_rows, "semantic": _semantic_rows}
+PLOTS = {"image": ("bits_per_pixel", ("psnr", "lpips")), "video": ("bits_per_pixel", ("psnr",)),
+         "audio": ("bits_per_second", ("pesq", "stoi"))}
+
+
+# ---------------------------------------------------------------------- output
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+    return "" if v is None else str(v)
+
+
+def table(modality: str, rows: list[dict[str, Any]]) -> str:
+    """A Markdown table of ``rows`` with the columns of ``modality``."""
+    cols = ("name", "kind", *COLUMNS[modality])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Evaluates every tokenizer on its modality's data; writes the tables and plots; returns the headline
+    figures (``<modality>/<name>/<metric>``)."""
+    device = resolve_device(cfg.trainer.device)
+    groups: dict[str, dict[str, Tokenizer]] = {}
+    for name, tok in tokenizers_to_evaluate(cfg).items():
+        groups.setdefault(modality_of(tok), {})[name] = tok
+    results, md = {}, ["# Tokenizer evaluation", "",
+                       "PSNR: 8-bit reconstructions, data range 1, per item then mean. rFID needs thousands of "
+                       "images to be unbiased; `rfid_images` is the count it was computed on.", ""]
+    for modality, toks in groups.items():
+        rows = ROWS[modality](cfg, toks, device)
+        results[modality] = rows
+        md += [f"## {modality}", "", table(modality, rows), ""]
+        if modality in PLOTS:
+            x, ys = PLOTS[modality]
+            for y in ys:
+                path = plot_rate_distortion(rows, x, y, out_dir / f"rd_{modality}_{y}.png",
+                                            title=f"{modality}: {y} vs {x}")
+                md += [f"![{y} vs {x}]({path.name})", ""]
+    text = "\n".join(md)
+    atomic_write_text(out_dir / "metrics.md", text + "\n")
+    atomic_write_text(out_dir / "evaluation.json", json.dumps(results, indent=2, default=str) + "\n")
+    print(text)
+    flat = {"task": "evaluate"} | {f"{m}/{r['name']}/{k}": v for m, rows in results.items() for r in rows
+                                   if r["kind"] == "tokenizer" for k, v in r.items()
+                                   if k in COLUMNS[m] and isinstance(v, (int, float))}
+    MetricsLog(out_dir).write(summary=True, **flat)
+    return flat
