@@ -19,10 +19,11 @@ SCRIPTS = {
     "text": ("text_throughput.py", False),
     "image": ("image_throughput.py", True),
     "audio": ("audio_throughput.py", True),
-    "pretokenize": ("pretokenize_throughput.py", False),
+    "pretokenize": ("pretokenize_throughput.py", True),
     "lm": ("lm_throughput.py", True),
     "quality": ("reconstruction_quality.py", False),
     "external": ("external_throughput.py", True),
+    "scaling": ("train_scaling.py", True),  # 1 and 2 ranks under torchrun (gloo on CPU, NCCL with --device cuda)
 }
 
 

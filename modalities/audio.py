@@ -1,4 +1,4 @@
-"""Audio to spectrogram tokens and back: ``SpectrogramTokenizer`` (log-mel -> VQ -> mel -> Griffin-Lim).
+"""Audio to spectrogram tokens and back: ``SpectrogramTokenizer`` (log-mel -> VQ -> mel -> waveform).
 
 Geometry: a waveform at ``sample_rate`` becomes log-mel frames every
 ``hop_length`` samples; the autoencoder downsamples time by ``downsample``, so
@@ -7,6 +7,13 @@ samples and ``frame_rate = sample_rate / samples_per_token`` tokens per second.
 ``encode`` pads the end of the waveform with silence to a whole number of
 tokens; ``decode`` returns ``T' * samples_per_token`` samples (pass ``length=``
 to trim back to the original length).
+
+Mel to waveform: a learned vocoder (:class:`models.vocoder.MelVocoder`, trained by ``python train.py
+task=vocoder``) when the tokenizer carries one, Griffin-Lim otherwise; ``decode(..., vocoder="griffin_lim")``
+keeps Griffin-Lim available as the fallback and the baseline. The vocoder lives in the tokenizer's folder as
+``vocoder.safetensors`` with its shape under ``settings.vocoder`` in ``config.json``, and its mel front end is the
+tokenizer's own (``settings.mel``), so it cannot be fed a mel it was not trained for. A standalone vocoder
+folder (:func:`save_vocoder` / :func:`load_vocoder`) holds the same two things under ``class: MelVocoder``.
 """
 
 from __future__ import annotations
@@ -20,11 +27,18 @@ import torch
 from models.melspec import LogMel, MelConfig
 from models.melvq import MelVQAutoencoder, MelVQConfig
 from models.quantizer import QuantizerConfig
+from models.vocoder import MelVocoder, VocoderConfig
 
-from .base import TokenizerLoadError, VQTokenizer, batched_codes, load_model, save_weights
+from . import __version__
+from .base import CONFIG_NAME, TokenizerLoadError, VQTokenizer, batched_codes, load_model, read_config, save_weights
+from .data.fileio import atomic_path, atomic_write_text
 from .data.waveform import AudioInputConfig, prepare_audio
 
-__all__ = ["SpectrogramTokenizer", "audio_codes", "model_codes"]
+__all__ = ["VOCODER_WEIGHTS", "SpectrogramTokenizer", "audio_codes", "load_vocoder", "model_codes", "save_vocoder"]
+
+VOCODER_WEIGHTS = "vocoder.safetensors"
+#: ``decode(..., vocoder=)`` choices: the learned vocoder when there is one (``auto``), it or an error, Griffin-Lim.
+SYNTHESIS = ("auto", "vocoder", "griffin_lim")
 
 
 def audio_codes(codes: torch.Tensor) -> torch.Tensor:
@@ -43,16 +57,78 @@ def model_codes(codes: Any, num_codebooks: int) -> torch.Tensor:
     return codes[:, 0] if num_codebooks == 1 else codes.transpose(1, 2)
 
 
+def _save_vocoder_weights(vocoder: MelVocoder, directory: Path) -> None:
+    from safetensors.torch import save_model
+
+    with atomic_path(directory / VOCODER_WEIGHTS) as tmp:
+        save_model(vocoder, str(tmp))
+
+
+def _load_vocoder(directory: Path, settings: Any, mel: MelConfig) -> MelVocoder:
+    """The vocoder declared by ``settings`` (``asdict(VocoderConfig)``) for ``mel``, checked against and filled
+    from ``directory/vocoder.safetensors`` (:func:`models.weights.build_and_load`)."""
+    from models.weights import WeightsMismatchError, build_and_load
+
+    path = directory / VOCODER_WEIGHTS
+    if not path.is_file():
+        raise TokenizerLoadError(f"{directory / CONFIG_NAME} declares a vocoder but {path} is missing")
+    source = f"{directory / CONFIG_NAME} settings.vocoder"
+    try:
+        if not isinstance(settings, dict):
+            raise TypeError(f"expected an object, got {type(settings).__name__}")
+        cfg = VocoderConfig(**settings)
+        return build_and_load(lambda: MelVocoder(cfg, mel), path, source).eval()
+    except WeightsMismatchError as e:
+        raise TokenizerLoadError(str(e)) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise TokenizerLoadError(f"{source}: bad vocoder settings ({type(e).__name__}: {e})") from None
+
+
+def save_vocoder(vocoder: MelVocoder, directory: str | Path) -> Path:
+    """Writes a standalone vocoder folder: ``config.json`` (``class: MelVocoder``, ``settings.vocoder`` and
+    ``settings.mel``) and ``vocoder.safetensors``. Join it to a tokenizer with
+    ``tok.set_vocoder(load_vocoder(directory))``."""
+    import json
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    _save_vocoder_weights(vocoder, directory)
+    cfg = {"class": "MelVocoder", "mmtok_version": __version__, "kind": "vocoder",
+           "settings": {"vocoder": asdict(vocoder.cfg), "mel": asdict(vocoder.mel_cfg),
+                        "sample_rate": vocoder.sample_rate}}
+    atomic_write_text(directory / CONFIG_NAME, json.dumps(cfg, indent=2) + "\n")
+    return directory
+
+
+def load_vocoder(directory: str | Path) -> MelVocoder:
+    """The vocoder of a folder written by :func:`save_vocoder`, or the one a saved :class:`SpectrogramTokenizer`
+    carries (a ``TokenizerLoadError`` if it carries none)."""
+    directory = Path(directory)
+    cfg = read_config(directory)
+    settings = cfg.get("settings")
+    if cfg["class"] not in ("MelVocoder", "SpectrogramTokenizer") or not isinstance(settings, dict):
+        raise TokenizerLoadError(f"{directory} holds a {cfg['class']!r}, not a MelVocoder or SpectrogramTokenizer")
+    if "vocoder" not in settings:
+        raise TokenizerLoadError(f"{directory / CONFIG_NAME}: this {cfg['class']} carries no vocoder")
+    try:
+        mel = MelConfig(**settings["mel"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise TokenizerLoadError(f"{directory / CONFIG_NAME}: bad settings.mel ({type(e).__name__}: {e})") from None
+    return _load_vocoder(directory, settings["vocoder"], mel)
+
+
 class SpectrogramTokenizer(VQTokenizer):
     """Spectrogram tokens: ``encode(audio) -> LongTensor[B, K, T']``, ``decode(codes) -> float[B, T]``.
 
     ``K`` is 1 except with residual VQ. Inputs: see :func:`modalities.data.waveform.prepare_audio`;
-    with ``mono=False`` each channel is its own batch row (``B * C`` rows, channel-minor).
+    with ``mono=False`` each channel is its own batch row (``B * C`` rows, channel-minor). ``vocoder``: a
+    learned mel -> waveform model for :meth:`decode` (see :meth:`set_vocoder`); without one it uses Griffin-Lim.
     """
 
     kind: ClassVar[str] = "audio"
 
-    def __init__(self, model: MelVQAutoencoder, mel: MelConfig, audio: AudioInputConfig | None = None) -> None:
+    def __init__(self, model: MelVQAutoencoder, mel: MelConfig, audio: AudioInputConfig | None = None,
+                 vocoder: MelVocoder | None = None) -> None:
         audio = audio or AudioInputConfig(sample_rate=mel.sample_rate)
         if audio.sample_rate != mel.sample_rate:
             raise ValueError(f"audio input sample_rate {audio.sample_rate} differs from the mel sample_rate "
@@ -62,6 +138,21 @@ class SpectrogramTokenizer(VQTokenizer):
         self.model = model.eval()
         self.frontend = LogMel(mel).to(self.device)
         self.audio_cfg = audio
+        self.vocoder: MelVocoder | None = None
+        self.set_vocoder(vocoder)
+
+    def set_vocoder(self, vocoder: MelVocoder | None) -> SpectrogramTokenizer:
+        """Makes ``vocoder`` the mel -> waveform step of :meth:`decode` (``None``: back to Griffin-Lim) and of the
+        saved folder; it must have been built for exactly this tokenizer's mel settings. Returns self."""
+        if vocoder is not None:
+            if vocoder.mel_cfg != self.frontend.cfg:
+                diff = {k: (v, getattr(vocoder.mel_cfg, k)) for k, v in asdict(self.frontend.cfg).items()
+                        if getattr(vocoder.mel_cfg, k) != v}
+                raise ValueError("the vocoder was built for other mel settings than this tokenizer's "
+                                 f"(field: (tokenizer, vocoder)): {diff}")
+            vocoder = vocoder.to(self.device).eval()
+        self.vocoder = vocoder
+        return self
 
     @classmethod
     def from_configs(cls, autoencoder: MelVQConfig, quantizer: QuantizerConfig, mel: MelConfig,
@@ -94,6 +185,8 @@ class SpectrogramTokenizer(VQTokenizer):
     def to(self, device: torch.device | str) -> SpectrogramTokenizer:
         super().to(device)
         self.frontend.to(device)
+        if self.vocoder is not None:
+            self.vocoder.to(device)
         return self
 
     # -------------------------------------------------------------- inputs
@@ -123,10 +216,28 @@ class SpectrogramTokenizer(VQTokenizer):
         return ((out.float() + 1) / 2).clamp(0, 1)
 
     @torch.inference_mode()
-    def decode(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
-        """Waveform ``float[B, T' * samples_per_token]`` at :attr:`sample_rate` (Griffin-Lim, so phase is
-        re-estimated: expect the spectrum back, not the exact samples); ``length`` trims or pads the end."""
-        wave = self.frontend.invert(self._decode_norm(codes))
+    def synthesize(self, mel: torch.Tensor, vocoder: str = "auto") -> torch.Tensor:
+        """Waveform ``float[B, F * hop]`` of a normalised log-mel ``[B, 1, n_mels, F]`` or ``[B, n_mels, F]`` (what
+        :meth:`mel` returns): ``vocoder="auto"`` uses the learned vocoder when there is one, else Griffin-Lim;
+        ``"vocoder"`` insists on the learned one; ``"griffin_lim"`` always uses Griffin-Lim."""
+        if vocoder not in SYNTHESIS:
+            raise ValueError(f"vocoder={vocoder!r}; expected one of {SYNTHESIS}")
+        if vocoder == "vocoder" and self.vocoder is None:
+            raise ValueError("vocoder='vocoder' but this tokenizer carries no vocoder (train one with "
+                             "python train.py task=vocoder, then tok.set_vocoder(...))")
+        mel = mel.to(self.device).float()
+        if self.vocoder is not None and vocoder != "griffin_lim":
+            return self.vocoder(mel).wave.float()
+        return self.frontend.invert(mel)
+
+    @torch.inference_mode()
+    def decode(self, codes: torch.Tensor, length: int | None = None, vocoder: str = "auto") -> torch.Tensor:
+        """Waveform ``float[B, T' * samples_per_token]`` at :attr:`sample_rate`; ``length`` trims or pads the end.
+
+        The mel goes through the learned vocoder when the tokenizer carries one, else through Griffin-Lim
+        (phase re-estimated: expect the spectrum back, not the exact samples); ``vocoder`` picks as in
+        :meth:`synthesize` (``"griffin_lim"`` forces the classical inverse)."""
+        wave = self.synthesize(self._decode_norm(codes), vocoder)
         if length is not None:
             wave = torch.nn.functional.pad(wave, (0, length - wave.shape[-1]))
         return wave
@@ -135,10 +246,15 @@ class SpectrogramTokenizer(VQTokenizer):
     def settings(self) -> dict[str, Any]:
         return {"autoencoder": asdict(self.model.cfg), "quantizer": asdict(self.model.quantizer.cfg),
                 "mel": asdict(self.frontend.cfg), "audio": asdict(self.audio_cfg),
-                "frame_rate": self.frame_rate, "sample_rate": self.sample_rate}
+                "frame_rate": self.frame_rate, "sample_rate": self.sample_rate,
+                **({"vocoder": asdict(self.vocoder.cfg)} if self.vocoder is not None else {})}
 
     def _save_files(self, directory: Path) -> None:
         save_weights(self.model, directory)
+        if self.vocoder is not None:
+            _save_vocoder_weights(self.vocoder, directory)
+        else:
+            (directory / VOCODER_WEIGHTS).unlink(missing_ok=True)  # a stale one from an earlier save
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> SpectrogramTokenizer:
@@ -150,11 +266,13 @@ class SpectrogramTokenizer(VQTokenizer):
         model = load_model(lambda: MelVQAutoencoder(MelVQConfig(**settings["autoencoder"]),
                                                     QuantizerConfig(**settings["quantizer"]), mel.n_mels),
                            directory, "spectrogram tokenizer")
+        vocoder = _load_vocoder(directory, settings["vocoder"], mel) if "vocoder" in settings else None
         try:
-            return cls(model, mel, audio)
+            return cls(model, mel, audio, vocoder)
         except (TypeError, ValueError) as e:
             raise TokenizerLoadError(f"{directory}/config.json: bad spectrogram tokenizer settings ({e})") from None
 
     def __repr__(self) -> str:
         return (f"SpectrogramTokenizer({self.model.quantizer.cfg.kind}, codebook_size={self.codebook_size}, "
-                f"num_codebooks={self.num_codebooks}, frame_rate={self.frame_rate:g} Hz)")
+                f"num_codebooks={self.num_codebooks}, frame_rate={self.frame_rate:g} Hz, "
+                f"decoder={'vocoder' if self.vocoder is not None else 'griffin_lim'})")

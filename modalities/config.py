@@ -16,12 +16,14 @@ from models.melspec import MelConfig
 from models.melvq import MelVQConfig
 from models.quantizer import QuantizerConfig
 from models.transformer import TransformerConfig
+from models.vocoder import VocoderConfig
 from models.vqae import VQAEConfig
 from models.vqae3d import VQAE3DConfig
 
 from .data.waveform import AudioInputConfig
 from .text import TextTokenizerConfig
 from .training.trainer import TrainerConfig
+from .training.vocoder_trainer import VocoderLossConfig
 
 
 @dataclass
@@ -51,14 +53,25 @@ class DataConfig:
         videos: folder of videos for ``task=video``, the same way (``root/video``).
         audio: folder of audio files for the audio tasks, the same way (``root/audio``).
         documents: JSONL manifest of mixed documents for ``task=demo`` (relative to ``root`` or absolute).
+        images, videos and audio may instead name WebDataset tar shards: a brace pattern or glob
+            (``/data/train-{00000..00127}.tar``), a list of them, or a ``pipe:`` command (see
+            :mod:`modalities.data.tars`); each rank and loader worker then reads its own shards.
+        val_images / val_videos / val_audio: held-out data for tar input (a folder or tar shards); ``None``
+            holds out the last shard of the expanded list. Only for tar input (a folder is split by
+            ``task.val_fraction``).
+        shuffle_buffer: members held in the shuffle buffer of tar input (still encoded; more mixes shards better).
     """
 
     root: Optional[str] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     text_train: list[str] = field(default_factory=lambda: ["text/corpus/train.txt"])
     text_heldout: list[str] = field(default_factory=lambda: ["text/corpus/heldout.txt"])
-    images: Optional[str] = None  # noqa: UP045
-    videos: Optional[str] = None  # noqa: UP045
-    audio: Optional[str] = None  # noqa: UP045
+    images: Any = None  # a folder, or tar shards (a pattern or a list of them)
+    videos: Any = None
+    audio: Any = None
+    val_images: Any = None
+    val_videos: Any = None
+    val_audio: Any = None
+    shuffle_buffer: int = 1000
     documents: str = "documents.jsonl"
 
 
@@ -67,22 +80,26 @@ class ImageTaskConfig(TaskConfig):
     """``task=image``: train an image VQ tokenizer.
 
     Attributes:
-        batch_size: crops per step.
+        batch_size: crops per step (per rank under torchrun).
         crop_size: side of the random training crops (a multiple of the downsample factor).
         flip: random horizontal flips.
-        val_fraction: share of the files held out for validation (by file name hash).
+        val_fraction: share of the sources held out for validation with all their files (modalities.data.sources).
         val_size: validation images are centre-cropped to at most this side.
         cache: keep decoded training images in memory.
         baseline: also fit the k-means-on-pixel-patches baseline and report it.
+        zoom: ``[lo, hi]``: training crops at a random scale, log-uniform in ``[lo, hi]`` (0.5: a crop shows twice
+            the side of the scene, downscaled; see ``modalities.data.datasets.ZoomCrop``); null: the files' own
+            scale. Folder input only.
     """
 
     batch_size: int = 16
     crop_size: int = 128
     flip: bool = True
-    val_fraction: float = 0.15
+    val_fraction: float = 0.4
     val_size: int = 256
     cache: bool = True
     baseline: bool = True
+    zoom: Optional[list[float]] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
 
 
 @dataclass
@@ -90,12 +107,12 @@ class VideoTaskConfig(TaskConfig):
     """``task=video``: train the causal 3-D video VQ tokenizer.
 
     Attributes:
-        batch_size: clips per step.
+        batch_size: clips per step (per rank under torchrun).
         crop_size: side of the random crops.
         clip_frames: frames per training clip, ``1 + k * temporal_downsample``.
         val_frames: frames per validation clip (the first frames of each held-out video).
         flip: random horizontal flips.
-        val_fraction: share of the files held out for validation.
+        val_fraction: share of the sources held out for validation with all their files (modalities.data.sources).
         val_size: validation frames are centre-cropped to at most this side.
     """
 
@@ -113,9 +130,9 @@ class AudioTaskConfig(TaskConfig):
     """``task=audio_spectrogram``: train the spectrogram VQ tokenizer.
 
     Attributes:
-        batch_size: crops per step.
+        batch_size: crops per step (per rank under torchrun).
         crop_seconds: length of the random training crops (rounded down to whole tokens).
-        val_fraction: share of the files held out for validation (by file name hash).
+        val_fraction: share of the sources held out for validation with all their files (modalities.data.sources).
         val_seconds: held-out files are cut to at most this long (whole tokens).
         baseline: also fit residual k-means on raw mel frames at the same bits per second.
     """
@@ -132,7 +149,7 @@ class SemanticTaskConfig(TaskConfig):
     """``task=audio_semantic``: fit k-means units on frame features.
 
     Attributes:
-        val_fraction: share of the files held out (usage and inertia are also reported on them).
+        val_fraction: share of the sources held out with all their files (usage and inertia are also reported on them).
         kmeans_iters: passes over the frames (mini-batch) or Lloyd iterations (full batch).
         kmeans_batch_size: mini-batch size; ``None`` runs full-batch Lloyd.
     """
@@ -143,25 +160,85 @@ class SemanticTaskConfig(TaskConfig):
 
 
 @dataclass
+class VocoderTaskConfig(TaskConfig):
+    """``task=vocoder``: train the learned mel -> waveform vocoder (``models/vocoder.py``).
+
+    Attributes:
+        tokenizer: folder of a saved SpectrogramTokenizer: train for its mel settings, also score vocoding its
+            decoded mels, and save it with the vocoder in ``<run>/tokenizer/audio``. ``None``: the
+            ``tokenizer/audio`` group's mel settings, saved as a standalone ``<run>/vocoder`` folder.
+        max_steps: optimiser steps (``None``: ``trainer.max_steps``, whose default suits the VQ tokenizers).
+        lr / betas: the AdamW peak learning rate and betas (the rest of the schedule is ``trainer.*``).
+        batch_size: crops per step.
+        crop_seconds: length of the random training crops (whole mel frames).
+        val_fraction: share of the sources (sentences, for the samples) held out with all their files.
+        val_seconds: held-out files are cut to at most this long.
+        examples: held-out clips written as WAV (original, vocoder, Griffin-Lim) into ``<run>/heldout``.
+        model: the vocoder's shape.
+        loss: the training losses.
+    """
+
+    tokenizer: Optional[str] = None  # noqa: UP045
+    max_steps: Optional[int] = 2000  # noqa: UP045
+    lr: float = 1e-3
+    betas: list[float] = field(default_factory=lambda: [0.8, 0.99])
+    batch_size: int = 8
+    crop_seconds: float = 1.0
+    val_fraction: float = 0.15
+    val_seconds: float = 4.0
+    examples: int = 4
+    model: VocoderConfig = field(default_factory=VocoderConfig)
+    loss: VocoderLossConfig = field(default_factory=VocoderLossConfig)
+
+
+@dataclass
 class TokenizeTaskConfig(TaskConfig):
-    """``task=tokenize``: pre-tokenise a JSONL manifest of documents into shards.
+    """``task=tokenize``: pre-tokenise a JSONL manifest or WebDataset tar shards of documents into shards.
 
     Attributes:
         tokenizer: folder of a saved MultimodalTokenizer (optional when ``external`` is given).
         external: tokenizer groups whose config names a pretrained model (``source: hf``, e.g.
             ``tokenizer/audio=encodec``) to join to the set; the joined set is saved in ``<run>/tokenizer``.
-        manifest: JSONL file, one document (a list of parts) per line.
-        shard_docs: documents per shard.
+        manifest: JSONL file, one document (a list of parts) per line; or tar shards of interleaved documents
+            (``/data/docs-{00000..00099}.tar``, a glob, a list, ``pipe:`` commands; see
+            :mod:`modalities.data.interleaved`), one output shard per input shard.
+        shard_docs: documents per shard (JSONL input).
         out: output folder (relative to the run directory unless absolute).
         num_workers: DataLoader worker processes decoding media files (0: in the main process).
+        batch_size: documents encoded together; media of equal shape go through the tokenizer in one call
+            (1: one document at a time; in fp32 the shards are the same bytes for any batch size).
+        precision: ``fp32`` or ``bf16`` (autocast; CUDA only, codes may differ from fp32).
     """
 
     tokenizer: Optional[str] = None  # noqa: UP045
     external: list[str] = field(default_factory=list)
-    manifest: str = MISSING
+    manifest: Any = MISSING  # a path, a tar pattern, or a list of tar patterns
     shard_docs: int = 256
     out: str = "tokens"
     num_workers: int = 2
+    batch_size: int = 32
+    precision: str = "fp32"
+
+
+@dataclass
+class PackTaskConfig(TaskConfig):
+    """``task=pack``: write WebDataset tar shards of documents from a media folder or a JSONL manifest.
+
+    Attributes:
+        source: a media folder (one document per image, audio or video file) or a JSONL manifest of
+            documents (a list of parts per line, or ``{"parts": [...], "source": "..."}``).
+        out: output folder (relative to the run directory unless absolute).
+        shard_size: documents per tar shard (a source's documents are never split across shards, so a shard
+            holding a larger source has more).
+        max_shard_bytes: start a new shard before one grows past this many bytes of members.
+        prefix: shard file names ``<prefix>-000000.tar``.
+    """
+
+    source: str = MISSING
+    out: str = "shards"
+    shard_size: int = 1000
+    max_shard_bytes: int = 1_000_000_000
+    prefix: str = "docs"
 
 
 @dataclass
@@ -275,6 +352,80 @@ class SemanticTokenizerConfig:
     dedup: bool = False
 
 
+@dataclass
+class EvalRates:
+    """Extra rates at which the classical codecs run (besides each tokenizer's own), for rate–distortion curves."""
+
+    image: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0])  # bits per pixel (JPEG, WebP)
+    audio: list[float] = field(default_factory=lambda: [6000.0, 12000.0, 24000.0])  # bits per second (Opus)
+    video: list[float] = field(default_factory=lambda: [0.02, 0.05, 0.1])  # bits per pixel per frame (H.264)
+
+
+@dataclass
+class EvalBaselines:
+    """Classical baselines run beside the tokenizers, per modality."""
+
+    image: list[str] = field(default_factory=lambda: ["kmeans", "jpeg", "webp"])
+    audio: list[str] = field(default_factory=lambda: ["opus"])
+    video: list[str] = field(default_factory=lambda: ["h264"])
+
+
+@dataclass
+class EvalSplit:
+    """Share of the sources held out by the training tasks (must equal their ``task.val_fraction``)."""
+
+    image: float = 0.4
+    audio: float = 0.15
+    video: float = 0.25
+
+
+@dataclass
+class EvaluateTaskConfig(TaskConfig):
+    """``task=evaluate``: reconstruction quality of saved or pretrained tokenizers against classical codecs.
+
+    Attributes:
+        tokenizer: a saved tokenizer folder (image, video, audio, or a ``MultimodalTokenizer`` set).
+        tokenizers: more saved folders to compare.
+        external: tokenizer groups configured as pretrained models (``tokenizer/image=emu3 ...``).
+        split: ``heldout`` (the held-out sources of the training split) or ``all`` (every file of the folder).
+        val_fraction: the training tasks' held-out share per modality (for ``split=heldout``).
+        max_items: evaluate at most this many files per modality (``None``: all).
+        image_size: images and video frames are centre-cropped to at most this side.
+        batch_size: images per encode call.
+        fps: frame rate given to H.264 (affects only its bitrate bookkeeping).
+        baselines: classical baselines per modality.
+        rates: extra codec rates for the rate–distortion curves.
+    """
+
+    tokenizer: Optional[str] = None  # noqa: UP045
+    tokenizers: list[str] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+    split: str = "heldout"
+    val_fraction: EvalSplit = field(default_factory=EvalSplit)
+    max_items: Optional[int] = None  # noqa: UP045
+    image_size: int = 256
+    batch_size: int = 8
+    fps: float = 10.0
+    baselines: EvalBaselines = field(default_factory=EvalBaselines)
+    rates: EvalRates = field(default_factory=EvalRates)
+
+
+@dataclass
+class EvalConfig:
+    """Weights of the learned metrics, from local files only (nothing is downloaded); unset -> "not computed".
+
+    Attributes:
+        lpips_weights: torchvision backbone weights for LPIPS (``alexnet``/``vgg16``/``squeezenet1_1`` state dict,
+            ``.pth`` or ``.safetensors``).
+        lpips_net: ``alex``, ``vgg`` or ``squeeze``.
+        inception_weights: the FID Inception network of torch-fidelity (``pt_inception-2015-12-05``) state dict.
+    """
+
+    lpips_weights: Optional[str] = None  # noqa: UP045
+    lpips_net: str = "alex"
+    inception_weights: Optional[str] = None  # noqa: UP045
+
+
 def register_configs() -> None:
     """Stores the schemas; call before composing (``train.py`` and the tests do)."""
     from hydra.core.config_store import ConfigStore
@@ -286,8 +437,12 @@ def register_configs() -> None:
     cs.store(group="task", name="audio_task_schema", node=AudioTaskConfig)
     cs.store(group="task", name="semantic_task_schema", node=SemanticTaskConfig)
     cs.store(group="task", name="tokenize_task_schema", node=TokenizeTaskConfig)
+    cs.store(group="task", name="pack_task_schema", node=PackTaskConfig)
+    cs.store(group="task", name="vocoder_task_schema", node=VocoderTaskConfig)
     cs.store(group="task", name="lm_task_schema", node=LMTaskConfig)
     cs.store(group="task", name="demo_task_schema", node=DemoTaskConfig)
+    cs.store(group="task", name="evaluate_task_schema", node=EvaluateTaskConfig)
+    cs.store(group="eval", name="eval_schema", node=EvalConfig)
     cs.store(group="tokenizer/audio", name="spectrogram_schema", node=SpectrogramTokenizerConfig)
     cs.store(group="tokenizer/audio_semantic", name="semantic_schema", node=SemanticTokenizerConfig)
     cs.store(group="tokenizer/image", name="image_ae_schema", node=VQAEConfig)

@@ -116,6 +116,22 @@ def test_external_throughput_script(tmp_path):
 
 
 @pytest.mark.slow
+def test_train_scaling_script(tmp_path):
+    """1 and 2 gloo ranks under torchrun, a few steps each (about 15 s of CPU, most of it imports)."""
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run([sys.executable, "benchmarks/train_scaling.py", "--global-batch", "4", "--crop", "32",
+                           "--steps", "2", "--warmup", "1", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["ranks"], r["per_rank_batch"], r["backend"]) for r in rows] == [(1, 4, "none"), (2, 2, "gloo")]
+    assert rows[0]["ratio_vs_1_rank"] == 1.0 and all(r["images_per_s"] > 0 for r in rows)
+    bad = subprocess.run([sys.executable, "benchmarks/train_scaling.py", "--global-batch", "5", "--out", str(out)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "--global-batch 5 is not divisible by 2 ranks" in bad.stderr
+
+
+@pytest.mark.slow
 def test_reconstruction_quality_script(tmp_path):
     out = tmp_path / "q.json"
     proc = subprocess.run([sys.executable, "benchmarks/reconstruction_quality.py", "--kinds", "vq", "--steps", "5",

@@ -8,17 +8,19 @@ handful of files still fills a batch; each item is a fresh random crop.
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .io import load_image, load_video
 from .sources import split_by_source
 
-__all__ = ["AudioCrops", "ImageCrops", "SampleStream", "VideoClips", "center_crop_multiple", "infinite_batches",
-           "rank_samples", "split_by_file"]
+__all__ = ["AudioCrops", "ImageCrops", "SampleStream", "VideoClips", "ZoomCrop", "center_crop_multiple",
+           "infinite_batches", "rank_samples", "split_by_file"]
 
 
 def split_by_file(files: list[Path], val_fraction: float, root: Path | None = None) -> tuple[list[Path], list[Path]]:
@@ -45,15 +47,48 @@ def _augment(crop: int, flip: bool) -> v2.Compose:
     return v2.Compose(steps + ([v2.RandomHorizontalFlip()] if flip else []))
 
 
+class ZoomCrop:
+    """Random square crop at a random scale: float[C, H, W] -> float[C, crop, crop].
+
+    A zoom ``z`` drawn log-uniformly from ``zoom = (lo, hi)`` takes a random ``round(crop / z)``-pixel square
+    (at most the image's shorter side) and resizes it (antialiased bilinear) to ``crop``: ``z < 1`` shows more of
+    the scene in finer detail, as a downscaled photograph does, ``z > 1`` magnifies. Why: a few photographs seen at
+    one scale teach a tokenizer their textures; seen at many scales they teach it photographs. Random numbers come
+    from torch's global generator (seeded per sample by :class:`SampleStream`), so items are reproducible.
+    """
+
+    def __init__(self, crop: int, zoom: tuple[float, float] = (0.5, 1.0)) -> None:
+        lo, hi = (float(z) for z in zoom)
+        if not 0 < lo <= hi:
+            raise ValueError(f"zoom must be (lo, hi) with 0 < lo <= hi, got {tuple(zoom)}")
+        self.crop, self.log_lo, self.log_hi = crop, math.log(lo), math.log(hi)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        z = math.exp(self.log_lo + (self.log_hi - self.log_lo) * float(torch.rand(())))
+        side = max(1, min(h, w, round(self.crop / z)))
+        top, left = int(torch.randint(h - side + 1, ())), int(torch.randint(w - side + 1, ()))
+        x = x[..., top:top + side, left:left + side]
+        if side != self.crop:
+            x = F.interpolate(x[None], size=(self.crop, self.crop), mode="bilinear", antialias=True,
+                              align_corners=False)[0].clamp(0, 1)
+        return x
+
+
 class ImageCrops(Dataset):
-    """Random ``crop x crop`` crops (and horizontal flips) of image files: items float[3, crop, crop]."""
+    """Random ``crop x crop`` crops (and horizontal flips) of image files: items float[3, crop, crop].
+
+    ``zoom=(lo, hi)`` crops at a random scale instead (:class:`ZoomCrop`); ``None`` (the default) crops at the
+    files' own resolution.
+    """
 
     def __init__(self, files: list[Path], crop: int, flip: bool = True, samples_per_epoch: int = 1024,
-                 cache: bool = True) -> None:
+                 cache: bool = True, zoom: tuple[float, float] | None = None) -> None:
         if not files:
             raise ValueError("ImageCrops needs at least one image file")
         self.files, self.n = list(files), max(samples_per_epoch, len(files))
-        self.transform = _augment(crop, flip)
+        self.transform = (_augment(crop, flip) if zoom is None else
+                          v2.Compose([ZoomCrop(crop, zoom), *([v2.RandomHorizontalFlip()] if flip else [])]))
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:

@@ -2,19 +2,23 @@
 
 Image and video readers return float tensors in [0, 1], the audio reader float
 samples in [-1, 1]; every reader turns a missing, unreadable or truncated file
-into an error that names the file.
+into an error that names the file. The ``*_bytes`` readers decode a file's
+content held in memory (a member of a tar shard), with the same results and
+errors naming ``name``.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_media", "load_audio", "load_image",
-           "load_video", "pil_to_tensor", "tensor_to_rgb"]
+__all__ = ["AUDIO_SUFFIXES", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "list_media", "load_audio", "load_audio_bytes",
+           "load_image", "load_image_bytes", "load_video", "load_video_bytes", "pil_to_tensor", "tensor_to_rgb"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
@@ -26,13 +30,28 @@ def load_image(path: str | Path) -> torch.Tensor:
     applied, so a phone photo tagged "rotate 90" comes out upright)."""
     path = Path(path)
     try:
-        with Image.open(path) as im:
+        return _read_image(path, str(path))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file not found: {path}") from None
+
+
+def load_image_bytes(data: bytes, name: str) -> torch.Tensor:
+    """:func:`load_image` of a file's content ``data``: float[3, H, W] in [0, 1]; errors name ``name``."""
+    return _read_image(io.BytesIO(data), name)
+
+
+def _read_image(source: Path | BinaryIO, name: str) -> torch.Tensor:
+    try:
+        with Image.open(source) as im:
             im.load()
             return pil_to_tensor(im)
     except FileNotFoundError:
-        raise FileNotFoundError(f"image file not found: {path}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+        raise
+    except UnidentifiedImageError as e:  # its message shows the BytesIO object rather than a name
+        raise ValueError(f"cannot read image {name}: " + (str(e) if isinstance(source, Path) else
+                                                          "not an image format PIL can identify")) from None
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"cannot read image {name}: {e}") from None
 
 
 def pil_to_tensor(im: Image.Image) -> torch.Tensor:
@@ -83,14 +102,23 @@ def tensor_to_rgb(t: torch.Tensor, what: str, ndim: int = 3) -> torch.Tensor:
 
 def load_video(path: str | Path, max_frames: int | None = None, start: int = 0) -> torch.Tensor:
     """Reads frames ``[start, start + max_frames)`` of a video file as float[T, 3, H, W] in [0, 1] (PyAV)."""
-    import av
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"video file not found: {path}")
+    return _read_video(str(path), str(path), max_frames, start)
+
+
+def load_video_bytes(data: bytes, name: str, max_frames: int | None = None, start: int = 0) -> torch.Tensor:
+    """:func:`load_video` of a file's content ``data``: float[T, 3, H, W] in [0, 1]; errors name ``name``."""
+    return _read_video(io.BytesIO(data), name, max_frames, start)
+
+
+def _read_video(source: str | BinaryIO, path: str, max_frames: int | None, start: int) -> torch.Tensor:
+    import av
+
     frames: list[np.ndarray] = []
     try:
-        with av.open(str(path)) as container:
+        with av.open(source) as container:
             if not container.streams.video:
                 raise ValueError(f"cannot read video {path}: it has no video stream")
             for i, frame in enumerate(container.decode(video=0)):
@@ -124,37 +152,48 @@ def load_audio(path: str | Path) -> tuple[torch.Tensor, int]:
     file for one that is unreadable, truncated (a WAV whose data chunk is cut
     short, a FLAC that loses sync) or holds no samples.
     """
-    import soundfile as sf
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"audio file not found: {path}")
+    with open(path, "rb") as f:
+        return _read_audio(f, str(path))
+
+
+def load_audio_bytes(data: bytes, name: str) -> tuple[torch.Tensor, int]:
+    """:func:`load_audio` of a file's content ``data`` (the format is read from the content, not the name):
+    ``(float[C, T] in [-1, 1], sample_rate)``; errors name ``name``."""
+    return _read_audio(io.BytesIO(data), name)
+
+
+def _read_audio(f: BinaryIO, path: str) -> tuple[torch.Tensor, int]:
+    import soundfile as sf
+
     try:
-        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        data, sr = sf.read(f, dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError) as e:
         raise ValueError(f"cannot read audio {path}: {e}") from None
-    if path.suffix.lower() == ".wav":
-        _check_wav_complete(path)
+    f.seek(0)
+    _check_wav_complete(f, path)
     if data.shape[0] == 0:
         raise ValueError(f"audio file {path} holds no samples (zero length)")
     return torch.from_numpy(np.ascontiguousarray(data.T)), int(sr)
 
 
-def _check_wav_complete(path: Path) -> None:
+def _check_wav_complete(f: BinaryIO, path: str) -> None:
     """libsndfile reads a cut-off WAV without complaint; compare the data chunk's declared size with the file."""
-    with open(path, "rb") as f:
-        head = f.read(12)
-        if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
-            return  # RF64/W64 and friends: trust libsndfile
-        size = path.stat().st_size
-        while True:
-            chunk = f.read(8)
-            if len(chunk) < 8:
-                return
-            n = int.from_bytes(chunk[4:8], "little" if head[:4] == b"RIFF" else "big")
-            if chunk[:4] == b"data":
-                if f.tell() + n > size:
-                    raise ValueError(f"audio file {path} is truncated: its data chunk declares {n} bytes, "
-                                     f"{size - f.tell()} are present")
-                return
-            f.seek(n + (n & 1), 1)
+    head = f.read(12)
+    if head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+        return  # not a WAV, or RF64/W64 and friends: trust libsndfile
+    size = f.seek(0, 2)
+    f.seek(12)
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return
+        n = int.from_bytes(chunk[4:8], "little" if head[:4] == b"RIFF" else "big")
+        if chunk[:4] == b"data":
+            if f.tell() + n > size:
+                raise ValueError(f"audio file {path} is truncated: its data chunk declares {n} bytes, "
+                                 f"{size - f.tell()} are present")
+            return
+        f.seek(n + (n & 1), 1)

@@ -12,11 +12,13 @@ from omegaconf import DictConfig, OmegaConf
 from ..audio import SpectrogramTokenizer
 from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
+from ..data.tars import AudioCrop
 from ..data.waveform import AudioInputConfig, prepare_audio
 from ..eval.audio_eval import spectrogram_metrics
 from ..eval.baselines import kmeans_mel_baseline
+from ..training import distributed
 from ..training.audio_trainer import SpectrogramTrainer
-from .vq import encode_throughput, finish, media_split, quantizer_config, train_vq
+from .vq import ddp_session, encode_throughput, finish, media_split, quantizer_config, rank_summary, tar_input, train_vq
 
 log = logging.getLogger("mmtok")
 
@@ -26,6 +28,19 @@ def load_waves(files: list[Path], audio: AudioInputConfig) -> list[torch.Tensor]
     return [prepare_audio(p, audio)[0].mean(0) for p in files]
 
 
+class _HeldOutWave:
+    """A held-out clip cut to whole tokens, at most ``max_len`` samples: ``(float[C, T], rate)`` -> float[1, T']."""
+
+    def __init__(self, audio: AudioInputConfig, samples_per_token: int, max_len: int) -> None:
+        self.whole, self.n, self.max_len = AudioCrop(audio, None), samples_per_token, max_len
+
+    def __call__(self, decoded: tuple[torch.Tensor, int]) -> torch.Tensor:
+        w = self.whole(decoded)
+        if len(w) < self.n:
+            raise ValueError(f"shorter than one token ({self.n} samples)")
+        return w[: min(len(w) // self.n * self.n, self.max_len)][None]
+
+
 def whole_tokens(seconds: float, sample_rate: int, samples_per_token: int, what: str) -> int:
     n = int(seconds * sample_rate) // samples_per_token * samples_per_token
     if n == 0:
@@ -33,29 +48,50 @@ def whole_tokens(seconds: float, sample_rate: int, samples_per_token: int, what:
     return n
 
 
+BASELINE_TAR_CLIPS = 64  # training clips the k-means baseline is fitted on with tar input
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Trains, validates and saves to ``out_dir/tokenizer/audio``; returns the final metrics."""
-    folder, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)
+    """Trains, validates and saves to ``out_dir/tokenizer/audio``; returns the final metrics. Under ``torchrun``
+    every rank trains on its slice of the data and rank 0 alone validates, evaluates and saves."""
+    with ddp_session(cfg):
+        return _run(cfg, out_dir)
+
+
+def _run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    tars = tar_input(cfg, "audio", "audio", AUDIO_SUFFIXES)
+    if tars is None:
+        folder, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)
     tcfg = OmegaConf.to_object(cfg.tokenizer.audio)
     tok = SpectrogramTokenizer.from_configs(tcfg.autoencoder, quantizer_config(cfg), tcfg.mel, tcfg.audio)
     sr, n = tok.sample_rate, tok.samples_per_token
     crop = whole_tokens(cfg.task.crop_seconds, sr, n, "task.crop_seconds")
     val_len = whole_tokens(cfg.task.val_seconds, sr, n, "task.val_seconds")
-    train_waves = load_waves(train_files, tcfg.audio)
-    val_waves = [w[: min(len(w) // n * n, val_len)][None] for w in load_waves(val_files, tcfg.audio)]
-    if any(w.shape[-1] == 0 for w in val_waves):
-        raise ValueError(f"a held-out file in {folder} is shorter than one token ({n} samples)")
-    log.info("audio_spectrogram task: %d training files, %d held out (%s); %g tokens/s, %g bits/s",
-             len(train_files), len(val_files), ", ".join(p.name for p in val_files), tok.frame_rate,
-             tok.bits_per_second)
+    if tars is None:
+        train_waves = load_waves(train_files, tcfg.audio)
+        val_waves = [w[: min(len(w) // n * n, val_len)][None] for w in load_waves(val_files, tcfg.audio)]
+        if any(w.shape[-1] == 0 for w in val_waves):
+            raise ValueError(f"a held-out file in {folder} is shorter than one token ({n} samples)")
+        log.info("audio_spectrogram task: %d training files, %d held out (%s); %g tokens/s, %g bits/s",
+                 len(train_files), len(val_files), ", ".join(p.name for p in val_files), tok.frame_rate,
+                 tok.bits_per_second)
+        data = AudioCrops(train_waves, crop)
+        counts = {"train_files": len(train_files), "val_files": len(val_files)}
+    else:  # held-out clips shorter than one token are skipped with a warning
+        val_waves = tars.held_out(_HeldOutWave(tcfg.audio, n, val_len))
+        data = tars.stream(AudioCrop(tcfg.audio, crop))
+        counts = tars.counts() | {"val_items": len(val_waves)}
     trainer = SpectrogramTrainer(tok.model, OmegaConf.to_object(cfg.trainer), out_dir, tok.frontend)
-    trainer, result = train_vq(cfg, out_dir, tok.model, AudioCrops(train_waves, crop), val_waves, trainer=trainer)
+    trainer, result = train_vq(cfg, out_dir, tok.model, data, val_waves, trainer=trainer)
+    if not distributed.is_main():
+        return rank_summary("audio_spectrogram", trainer, result)
+    if tars is not None and cfg.task.baseline:
+        train_waves = tars.training_sample(AudioCrop(tcfg.audio, None), BASELINE_TAR_CLIPS)
     tok = SpectrogramTokenizer(trainer.export_model, tcfg.mel, tcfg.audio)
     q = tok.model.quantizer
     metrics = {"task": "audio_spectrogram", "quantizer": q.cfg.kind, "codebook_size": q.codebook_size,
                "num_codebooks": q.num_codebooks, "tokens_per_second": tok.frame_rate,
-               "bits_per_second": tok.bits_per_second, "train_files": len(train_files),
-               "val_files": len(val_files), **result}
+               "bits_per_second": tok.bits_per_second, **counts, **result}
     frontend = tok.frontend.cpu()
     ceiling = []
     for i, w in enumerate(val_waves):  # the true mel through Griffin-Lim: the best any mel tokenizer can score

@@ -32,8 +32,15 @@ from ..data.sources import read_sources, split_by_source
 from ..eval import codecs
 from ..eval.perceptual import FIDMetric, LPIPSMetric
 from ..eval.rd import plot_rate_distortion
-from ..eval.tokenizer_eval import (evaluate_audio, evaluate_images, evaluate_semantic, evaluate_videos,
-                                   fit_patch_kmeans, resampled, score_images)
+from ..eval.tokenizer_eval import (
+    evaluate_audio,
+    evaluate_images,
+    evaluate_semantic,
+    evaluate_videos,
+    fit_patch_kmeans,
+    resampled,
+    score_images,
+)
 from ..training.trainer import resolve_device
 
 log = logging.getLogger("mmtok")

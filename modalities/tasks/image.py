@@ -12,33 +12,66 @@ from models.vqae import VQAutoencoder
 
 from ..data.datasets import ImageCrops, center_crop_multiple
 from ..data.io import IMAGE_SUFFIXES, load_image
+from ..data.tars import ImageCrop
 from ..eval.baselines import kmeans_patch_baseline
 from ..image import ImageTokenizer
-from .vq import check_crop, encode_throughput, finish, media_split, quantizer_config, train_vq
+from ..training import distributed
+from .vq import (
+    check_crop,
+    ddp_session,
+    encode_throughput,
+    finish,
+    media_split,
+    quantizer_config,
+    rank_summary,
+    tar_input,
+    train_vq,
+)
 
 log = logging.getLogger("mmtok")
 
+BASELINE_TAR_IMAGES = 256  # training images the k-means baseline is fitted on with tar input
+
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Trains, validates and saves to ``out_dir/tokenizer/image``; returns the final metrics."""
-    _, train_files, val_files = media_split(cfg, "images", "images", IMAGE_SUFFIXES)
+    """Trains, validates and saves to ``out_dir/tokenizer/image``; returns the final metrics. Under ``torchrun``
+    every rank trains on its slice of the data and rank 0 alone validates, evaluates and saves."""
+    with ddp_session(cfg):
+        return _run(cfg, out_dir)
+
+
+def _run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    tars = tar_input(cfg, "images", "image", IMAGE_SUFFIXES)
+    if tars is None:
+        _, train_files, val_files = media_split(cfg, "images", "images", IMAGE_SUFFIXES)
     model = VQAutoencoder(OmegaConf.to_object(cfg.tokenizer.image), quantizer_config(cfg))
     f = model.downsample
     check_crop(cfg, f)
-    val_items = [center_crop_multiple(load_image(p), f, cfg.task.val_size)[None] for p in val_files]
-    log.info("image task: %d training files, %d held out (%s)", len(train_files), len(val_files),
-             ", ".join(p.name for p in val_files))
-    data = ImageCrops(train_files, cfg.task.crop_size, cfg.task.flip, cache=cfg.task.cache)
+    if tars is None:
+        val_items = [center_crop_multiple(load_image(p), f, cfg.task.val_size)[None] for p in val_files]
+        log.info("image task: %d training files, %d held out (%s)", len(train_files), len(val_files),
+                 ", ".join(p.name for p in val_files))
+        zoom = cfg.task.get("zoom")
+        data = ImageCrops(train_files, cfg.task.crop_size, cfg.task.flip, cache=cfg.task.cache,
+                          zoom=None if zoom is None else tuple(zoom))
+        counts = {"train_files": len(train_files), "val_files": len(val_files)}
+    else:
+        val_items = tars.held_out(lambda x: center_crop_multiple(x, f, cfg.task.val_size)[None])
+        data = tars.stream(ImageCrop(cfg.task.crop_size, cfg.task.flip))
+        counts = tars.counts() | {"val_items": len(val_items)}
     trainer, result = train_vq(cfg, out_dir, model, data, val_items)
+    if not distributed.is_main():
+        return rank_summary("image", trainer, result)
     tok = ImageTokenizer(trainer.export_model)
     q = tok.model.quantizer
     metrics = {"task": "image", "quantizer": q.cfg.kind, "codebook_size": q.codebook_size, "downsample": f,
-               "bits_per_pixel": q.bits_per_code / f**2, "train_files": len(train_files),
-               "val_files": len(val_files), **result}
+               "bits_per_pixel": q.bits_per_code / f**2, **counts, **result}
     if cfg.task.baseline:
-        metrics |= kmeans_patch_baseline([load_image(p) for p in train_files], val_items, f, q.codebook_size,
-                                         seed=cfg.seed)
+        train_images = ([load_image(p) for p in train_files] if tars is None
+                        else tars.training_sample(lambda x: x, BASELINE_TAR_IMAGES))
+        metrics |= kmeans_patch_baseline(train_images, val_items, f, q.codebook_size, seed=cfg.seed)
     size = min(256, cfg.task.val_size) // f * f
-    batch = center_crop_multiple(load_image(val_files[0]), f, size)[None].expand(8, -1, -1, -1)
+    first = load_image(val_files[0]) if tars is None else val_items[0][0]
+    batch = center_crop_multiple(first, f, size)[None].expand(8, -1, -1, -1)
     metrics[f"encode_images_per_s_{batch.shape[-1]}px"] = round(encode_throughput(tok, batch), 2)
     return finish(out_dir, tok, metrics)

@@ -1,4 +1,9 @@
-"""Task ``tokenize``: a JSONL manifest of documents -> sharded token files (see :mod:`modalities.shards`).
+"""Task ``tokenize``: a JSONL manifest or WebDataset tar shards of documents -> sharded token files.
+
+``task.manifest`` is a JSONL file (one list of parts per line) or tar shards of interleaved documents
+(``/data/docs-{00000..00099}.tar``, a glob, a list, ``pipe:`` commands; the member format is in
+:mod:`modalities.data.interleaved`); see :mod:`modalities.shards` for the output. Documents are encoded
+``task.batch_size`` at a time under ``task.precision``.
 
 The tokenizer set is a saved :class:`MultimodalTokenizer` (``task.tokenizer``), pretrained models of other
 libraries named by ``tokenizer/<group>`` configs (``task.external=[audio]`` with ``tokenizer/audio=encodec
@@ -14,11 +19,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+import torch
+from omegaconf import DictConfig, ListConfig
 
+from ..data.interleaved import is_tar_spec, shard_urls
 from ..external import from_config, is_external
 from ..multimodal import MultimodalTokenizer, read_manifest
-from ..shards import pretokenize
+from ..shards import pretokenize, pretokenize_tars
 from ..training.trainer import resolve_device
 
 
@@ -41,16 +48,24 @@ def tokenizer_set(cfg: DictConfig) -> MultimodalTokenizer:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Writes this rank's shards (``RANK``/``WORLD_SIZE`` from ``torchrun``) to ``task.out``; returns the manifest."""
-    tok = tokenizer_set(cfg).to(resolve_device(cfg.trainer.device))
-    docs = list(read_manifest(cfg.task.manifest))
+    """Writes this rank's shards (``RANK``/``WORLD_SIZE`` from ``torchrun``; on CUDA rank ``r`` of a node uses
+    ``cuda:$LOCAL_RANK``) to ``task.out``; returns the manifest."""
+    device = resolve_device(cfg.trainer.device)
+    if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # under torchrun: one GPU per rank
+    tok = tokenizer_set(cfg).to(device)
+    spec = cfg.task.manifest
+    spec = list(spec) if isinstance(spec, ListConfig) else spec
     target = Path(cfg.task.out) if Path(cfg.task.out).is_absolute() else out_dir / cfg.task.out
     rank = int(os.environ.get("RANK", 0))
     if cfg.task.get("external") and rank == 0:
         tok.save_pretrained(out_dir / "tokenizer")
-    result = pretokenize(docs, tok, target, cfg.task.shard_docs, rank=rank,
-                         world_size=int(os.environ.get("WORLD_SIZE", 1)), num_workers=cfg.task.num_workers,
-                         show_progress=cfg.show_progress)
+    common = {"rank": rank, "world_size": int(os.environ.get("WORLD_SIZE", 1)), "num_workers": cfg.task.num_workers,
+              "show_progress": cfg.show_progress, "batch_size": cfg.task.batch_size, "precision": cfg.task.precision}
+    if is_tar_spec(spec):
+        result = pretokenize_tars(shard_urls(spec), tok, target, **common)
+    else:
+        result = pretokenize(list(read_manifest(spec)), tok, target, cfg.task.shard_docs, **common)
     keys = ("documents", "tokens", "skipped", "shards_written", "tokens_written", "tokens_per_s")
     return {"task": "tokenize", "out": str(target)} | {k: result[k] for k in keys if k in result} | {
         f"tokens_{k}": v for k, v in result.get("tokens_per_modality", {}).items()}

@@ -122,10 +122,15 @@ class TarInput:
 def tar_input(cfg: DictConfig, key: str, kind: str, suffixes: tuple[str, ...]) -> TarInput | None:
     """``data.<key>`` as tar shards (None when it is a folder, which :func:`media_split` reads). Held out:
     ``data.val_<key>`` (a folder of files with ``suffixes``, or tar shards) when set, else the last shard."""
-    if not is_tar_spec(cfg.data[key]):
+    value = cfg.data[key]
+    if value is not None and not isinstance(value, str) and not OmegaConf.is_list(value):
+        raise ValueError(f"data.{key} must be a folder or tar shards (a pattern or a list of them), got {value!r}")
+    if not is_tar_spec(value):
+        if OmegaConf.is_list(value):
+            raise ValueError(f"data.{key}: a list must name tar shards (.tar, .tar.gz, .tgz or pipe:), got {list(value)}")
         if cfg.data.get(f"val_{key}") is not None:
             raise ValueError(f"data.val_{key} names held-out data for tar input, but data.{key}={cfg.data[key]!r} "
-                             "is a folder, which is split by task.val_fraction; unset data.val_{key}")
+                             f"is a folder, which is split by task.val_fraction; unset data.val_{key}")
         return None
     root = data_root(cfg.data.root)
     what = f"data.{key}"

@@ -10,6 +10,11 @@ schedule, EMA, discriminator, the step (which is also the position in the
 data stream, see :func:`modalities.data.datasets.infinite_batches`) and the
 global random states (:func:`rng_state`), so on CPU a run killed and resumed
 ends with the same parameters, bit for bit, as one that was never stopped.
+
+Under ``torchrun`` (see :mod:`modalities.training.distributed`) the model is wrapped in DDP (its buffers, the
+EMA codebooks, broadcast from rank 0 before each forward pass as a safety net: the quantiser library already
+all-reduces its codebook statistics), the discriminator's gradients are averaged across ranks, and rank 0 alone
+validates, logs and writes checkpoints (with every rank's random state); the others wait for it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from models.vqae import VQModel
 from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
 from ..eval.metrics import CodeStats, psnr, ssim
+from . import distributed
 
 __all__ = ["TrainerConfig", "VQTrainer"]
 
@@ -70,6 +76,8 @@ class TrainerConfig:
         num_workers: data loader workers.
         tensorboard: also write TensorBoard event files to ``tb/``.
         grid_items: originals shown beside reconstructions in the PNG grid.
+        dist_timeout_minutes: under ``torchrun``, how long a collective may wait, e.g. the other ranks at a
+            barrier while rank 0 validates or evaluates the final model.
     """
 
     max_steps: int = 5000
@@ -97,6 +105,7 @@ class TrainerConfig:
     num_workers: int = 0
     tensorboard: bool = True
     grid_items: int = 4
+    dist_timeout_minutes: float = 60.0
 
 
 def lr_factor(step: int, cfg: TrainerConfig) -> float:
@@ -146,6 +155,11 @@ def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> 
         torch.cuda.set_rng_state(state["cuda"].cpu(), device)
 
 
+def _cpu(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (from :func:`rng_state`) with its tensors on the CPU, to gather it across ranks."""
+    return {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -171,7 +185,8 @@ class VQTrainer:
                  layout: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
                  unlayout: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> None:
         self.cfg, self.out_dir = cfg, Path(out_dir)
-        self.device = resolve_device(cfg.device)
+        self.device = distributed.local_device(resolve_device(cfg.device))
+        self.rank, self.world = distributed.rank(), distributed.world_size()
         precision = ("bf16" if self.device.type == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
         if precision not in ("bf16", "fp32"):
             raise ValueError(f"trainer.precision must be auto, bf16 or fp32, got {cfg.precision!r}")
@@ -190,11 +205,21 @@ class VQTrainer:
             from models.perceptual import PerceptualLoss
 
             self.perceptual = PerceptualLoss.from_file(cfg.perceptual_weights).to(self.device)
-        self.forward = torch.compile(self.model) if cfg.compile else self.model
+        self.forward = self.model
+        if self.world > 1 and any(getattr(m, "use_ddp", None) is False for m in self.model.modules()):
+            raise RuntimeError("the model's VQ codebook was built before the torchrun process group existed, so its "
+                               "EMA statistics, k-means init and dead-code restarts would not be synchronised across "
+                               "ranks: build the model inside modalities.training.distributed.process_group")
+        if self.world > 1:  # buffers (EMA codebooks) broadcast from rank 0 before each forward: kept identical
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                forward_sync_buffers=True)
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
         self.step = 0
-        self.metrics = MetricsLog(self.out_dir)
+        self.metrics = MetricsLog(self.out_dir) if self.rank == 0 else None
         self.tb = None
-        if cfg.tensorboard:
+        if cfg.tensorboard and self.rank == 0:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(self.out_dir / "tb"))
@@ -205,8 +230,12 @@ class VQTrainer:
         return self.out_dir / "checkpoints" / "last.pt"
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything the next step depends on; under ``torchrun`` a collective (every rank's random state is
+        gathered into ``rng_ranks``), the weights being the same on every rank."""
         state = {"step": self.step, "model": self.model.state_dict(), "opt": self.opt.state_dict(),
                  "sched": self.sched.state_dict(), "rng": rng_state(self.device)}
+        if self.world > 1:  # the ranks draw different numbers (the quantiser's sampling): keep each one's state
+            state["rng_ranks"] = distributed.gather_objects(_cpu(state["rng"]))
         if self.ema is not None:
             state["ema"] = self.ema.model.state_dict()
         if self.disc is not None:
@@ -215,10 +244,14 @@ class VQTrainer:
 
     def save_checkpoint(self) -> Path:
         """Writes ``checkpoints/last.pt`` atomically (temp file, then rename): a failed write (``DiskWriteError`` when
-        the disk is full or read-only) leaves the previous checkpoint as it was."""
-        self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_open(self.ckpt_path) as tmp:  # a file object: a full disk is a DiskWriteError
-            torch.save(self.state_dict(), tmp)
+        the disk is full or read-only) leaves the previous checkpoint as it was. Under ``torchrun`` every rank calls
+        it (the random states are gathered), rank 0 writes, and the others wait until the file is complete."""
+        state = self.state_dict()
+        if self.rank == 0:
+            self.ckpt_path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_open(self.ckpt_path) as tmp:  # a file object: a full disk is a DiskWriteError
+                torch.save(state, tmp)
+        distributed.barrier()
         return self.ckpt_path
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -235,7 +268,10 @@ class VQTrainer:
             if self.disc is not None and "disc" in state:
                 self.disc.load_state_dict(state["disc"])
                 self.disc_opt.load_state_dict(state["disc_opt"])
-            if "rng" in state:  # checkpoints from before it was saved resume with the current random state
+            ranks = state.get("rng_ranks")
+            if ranks is not None and len(ranks) == self.world:  # this rank's own state
+                set_rng_state(ranks[self.rank], self.device)
+            elif "rng" in state:  # from before it was saved: the current state; other world size: rank 0's
                 set_rng_state(state["rng"], self.device)
         except (KeyError, RuntimeError, ValueError) as e:
             raise ValueError(f"checkpoint {path} does not match this model or trainer config: {e}") from None
@@ -276,6 +312,7 @@ class VQTrainer:
                 d_loss = hinge_d_loss(self.disc(x), self.disc(out.recon.detach()))
             self.disc_opt.zero_grad(set_to_none=True)
             d_loss.backward()
+            distributed.average_gradients(self.disc.parameters())
             self.disc_opt.step()
             row["loss_disc"] = d_loss.item()
         self.step += 1
@@ -321,6 +358,8 @@ class VQTrainer:
         return path
 
     def _log(self, row: dict[str, float], prefix: str) -> None:
+        if self.metrics is None:  # not rank 0
+            return
         self.metrics.write(step=self.step, **row)
         if self.tb is not None:
             for k, v in row.items():
@@ -332,11 +371,16 @@ class VQTrainer:
 
         ``batches`` is an iterator, or a function of the step to start from returning the batches from there
         on (one per step): with it a resumed run continues the data stream where the checkpoint left it
-        instead of starting it again."""
+        instead of starting it again. Under ``torchrun`` each rank passes its own slice of the data; only rank 0
+        validates (the others get ``{}``), and whether to resume is rank 0's decision."""
         cfg = self.cfg
         if cfg.resume or cfg.resume_from:
             path = Path(cfg.resume_from) if cfg.resume_from else self.ckpt_path
-            if cfg.resume_from or path.is_file():
+            if distributed.broadcast_object(cfg.resume_from is not None or path.is_file()):
+                if not path.is_file() and self.world > 1 and cfg.resume_from is None:
+                    raise FileNotFoundError(f"cannot resume on rank {self.rank}: rank 0 sees the checkpoint {path} "
+                                            "but this rank does not; the run directory must be on a file system "
+                                            "every node shares")
                 self.load_checkpoint(path)
             else:
                 log.warning("trainer.resume=true but %s does not exist; starting from step 0", path)
@@ -344,25 +388,28 @@ class VQTrainer:
             batches = batches(self.step)
         result: dict[str, float] = {}
         t0, seen = time.perf_counter(), 0
-        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not show_progress, desc="train", unit="step")
+        bar = tqdm(total=cfg.max_steps, initial=self.step, disable=not show_progress or self.rank != 0, desc="train", unit="step")
         while self.step < cfg.max_steps:
             batch = next(batches)
             row = self.train_step(batch)
-            seen += len(batch)
+            seen += len(batch) * self.world
             bar.update(1)
             last = self.step == cfg.max_steps
-            if self.step % cfg.log_every == 0 or last:
+            if self.step % cfg.log_every == 0 or last:  # under torchrun: means over the ranks (the global batch)
+                row = distributed.mean_over_ranks(row)
                 row |= {"lr": self.sched.get_last_lr()[0], "items_per_s": seen / (time.perf_counter() - t0)}
                 self._log(row, "train")
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
-            if self.step % cfg.val_every == 0 or last:
+            if (self.step % cfg.val_every == 0 or last) and self.rank == 0:
                 result = self.validate(val_items)
                 self._log(result, "val")
                 log.info("step %d: %s", self.step, ", ".join(f"{k}={v:.4g}" for k, v in result.items()))
             if self.step % cfg.ckpt_every == 0 or last:
-                self.save_checkpoint()
+                self.save_checkpoint()  # a barrier under torchrun: the other ranks wait for rank 0's validation
+            elif self.step % cfg.val_every == 0:
+                distributed.barrier()
         bar.close()
-        if not result:  # resumed at max_steps: still report where the model stands
+        if not result and self.rank == 0:  # resumed at max_steps: still report where the model stands
             result = self.validate(val_items)
         if self.tb is not None:
             self.tb.flush()
