@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from .metrics import psnr8, ssim_per_image, video_metrics
+from .metrics import video_metrics
 
 if TYPE_CHECKING:
     from .perceptual import FIDMetric, LPIPSMetric
