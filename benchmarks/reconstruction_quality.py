@@ -20,7 +20,7 @@ from hydra import compose, initialize_config_dir
 from modalities.config import register_configs
 from modalities.data.datasets import center_crop_multiple
 from modalities.data.io import IMAGE_SUFFIXES, load_image
-from modalities.eval.baselines import jpeg_baseline
+from modalities.eval.codecs import image_codec_baseline
 from modalities.tasks.demo import run_stage
 from modalities.tasks.vq import media_split
 
@@ -42,10 +42,10 @@ def run(kinds: list[str], steps: int, runs: Path) -> dict:
                      "psnr": m["val_psnr"], "ssim": m["val_ssim"], "usage": m["val_usage"], "steps": m["steps"]})
         baseline = baseline or {"method": f"k-means on {f}x{f} pixel patches ({m['codebook_size']} codes)",
                                 "bpp": m["baseline_bpp"], "psnr": m["baseline_psnr"], "ssim": m["baseline_ssim"]}
-    val = [center_crop_multiple(load_image(p), f, base.task.val_size)[None] for p in val_files]
-    jpeg = jpeg_baseline(val, rows[0]["bpp"])
-    rows += [baseline, {"method": f"Pillow JPEG (quality {jpeg['jpeg_quality']:.1f}, nearest size)",
-                        "bpp": jpeg["jpeg_bpp"], "psnr": jpeg["jpeg_psnr"], "ssim": jpeg["jpeg_ssim"]}]
+    val = [center_crop_multiple(load_image(p), f, base.task.val_size) for p in val_files]
+    jpeg = image_codec_baseline(val, rows[0]["bpp"], "jpeg")
+    rows += [baseline, {"method": f"Pillow JPEG (quality {jpeg['quality']:.1f}, nearest size)",
+                        "bpp": jpeg["bits_per_pixel"], "psnr": jpeg["psnr"], "ssim": jpeg["ssim"]}]
     for r in rows:
         r["psnr_minus_kmeans_db"] = r["psnr"] - baseline["psnr"]
         r["ssim_ratio_vs_kmeans"] = r["ssim"] / baseline["ssim"]

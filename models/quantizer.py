@@ -91,8 +91,13 @@ class Quantizer(nn.Module):
             raise ValueError(f"quantizer input dim must be in [1, {MAX_DIM}], got {dim}")
         self.cfg = cfg
         self.dim = dim
+        # whether EMA codebook updates and k-means init are all-reduced across ranks, decided here and not by the
+        # library's cached check, which goes stale when a quantiser is built before the process group exists
+        sync = torch.distributed.is_available() and torch.distributed.is_initialized() and \
+            torch.distributed.get_world_size() > 1
         vq_kwargs = dict(decay=cfg.decay, use_cosine_sim=cfg.use_cosine_sim, kmeans_init=cfg.kmeans_init,
-                         threshold_ema_dead_code=cfg.threshold_ema_dead_code, commitment_weight=cfg.commitment_weight)
+                         threshold_ema_dead_code=cfg.threshold_ema_dead_code, commitment_weight=cfg.commitment_weight,
+                         sync_codebook=sync)
         if cfg.kind == "vq":
             self.q = VectorQuantize(dim=dim, codebook_size=cfg.codebook_size, **vq_kwargs)
         elif cfg.kind == "rvq":

@@ -10,22 +10,7 @@ import time
 import pytest
 import torch
 
-from modalities.eval.baselines import jpeg_at_bpp
-
 from .conftest import REPO
-
-
-def test_jpeg_at_bpp_picks_the_nearest_size(samples):
-    from modalities.data.io import load_image
-
-    img = load_image(samples / "images/chelsea.png")
-    low, low_bpp, q_low = jpeg_at_bpp(img, 0.3)
-    high, high_bpp, q_high = jpeg_at_bpp(img, 2.0)
-    assert low.shape == img.shape and q_low < q_high and low_bpp < high_bpp
-    assert abs(high_bpp - 2.0) < 0.3  # the quality steps are fine enough near 2 bpp
-    err = [float((x - img).abs().mean()) for x in (low, high)]
-    assert err[1] < err[0]
-    assert jpeg_at_bpp(torch.zeros(3, 16, 16), 0.01)[2] == 1  # below the smallest file: quality 1
 
 
 def test_peak_resident_sees_a_large_allocation():

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from modalities.audio import SpectrogramTokenizer
+from modalities.eval.baselines import fit_patch_kmeans
 from modalities.eval.perceptual import FIDMetric, LPIPSMetric
-from modalities.eval.tokenizer_eval import code_bits, fit_patch_kmeans, score_images
+from modalities.eval.tokenizer_eval import code_bits, score_images
 from modalities.image import ImageTokenizer
 from modalities.multimodal import MultimodalTokenizer
 from modalities.tasks import run_task
@@ -113,3 +114,21 @@ def test_evaluate_needs_a_tokenizer(compose, tmp_path):
     with pytest.raises(ValueError, match="task=evaluate needs task.tokenizer"):
         run_task(compose(["task=evaluate"]), tmp_path)
     assert (REPO / "conf/eval/default.yaml").is_file()
+
+
+def test_training_validation_logs_the_evaluation_metrics(tmp_path, samples):
+    """8-bit PSNR per image as task=evaluate computes it, and LPIPS when the trainer is given weights."""
+    import torchvision
+
+    from modalities.data.io import load_image
+    from modalities.eval.metrics import psnr8
+    from modalities.training.trainer import TrainerConfig, VQTrainer
+
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), tmp_path / "alexnet.pth")
+    tok = _image_tok()
+    cfg = TrainerConfig(max_steps=1, device="cpu", tensorboard=False)
+    x = load_image(samples / "images/coffee.png")[:, :64, :64][None]
+    plain = VQTrainer(tok.model, cfg, tmp_path / "a").validate([x])
+    with_lpips = VQTrainer(tok.model, cfg, tmp_path / "b", lpips=LPIPSMetric(tmp_path / "alexnet.pth")).validate([x])
+    assert "val_lpips" not in plain and with_lpips["val_lpips"] > 0
+    assert plain["val_psnr"] == pytest.approx(float(psnr8(tok.decode(tok.encode(x)), x)[0]), abs=1e-4)

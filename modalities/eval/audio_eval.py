@@ -8,7 +8,9 @@ waveform in three ways:
   against the input. Griffin-Lim guesses the phase, so even the true mel scores
   low; compare with the Griffin-Lim ceiling (the same metric on the true mel);
 * ``resynth_mel_l1_db``: log-mel distance between the Griffin-Lim waveform,
-  analysed again, and the input: what a listener's spectrum would differ by.
+  analysed again, and the input: what a listener's spectrum would differ by;
+* ``pesq`` (wide band) and ``stoi`` of the Griffin-Lim waveform against the input, as ``task=evaluate``
+  reports them (:mod:`modalities.eval.audio_metrics`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from models.melspec import LogMel
 
 from ..data.fileio import atomic_path
+from .audio_metrics import pesq_wb, stoi
 
 __all__ = ["save_wav", "spectrogram_metrics"]
 
@@ -41,9 +44,14 @@ def spectrogram_metrics(frontend: LogMel, wave: torch.Tensor, mel_recon: torch.T
     n = min(recon.shape[-1], wave.shape[-1])
     sdr = scale_invariant_signal_distortion_ratio(recon[..., :n].float(), wave[..., :n].float())
     db = frontend.db_range
+    sr = frontend.cfg.sample_rate
+    pairs = list(zip(recon[..., :n].reshape(-1, n).float().cpu(), wave[..., :n].reshape(-1, n).float().cpu(),
+                     strict=True))
     return {"mel_l1_db": float((mel_recon - mel).abs().mean() * db),
             "si_sdr": float(sdr.mean()),
-            "resynth_mel_l1_db": float((frontend(recon) - mel).abs().mean() * db)}, recon
+            "resynth_mel_l1_db": float((frontend(recon) - mel).abs().mean() * db),
+            "pesq": sum(pesq_wb(r, w, sr) for r, w in pairs) / len(pairs),
+            "stoi": sum(stoi(r, w, sr) for r, w in pairs) / len(pairs)}, recon
 
 
 def save_wav(path: Path, wave: torch.Tensor, sample_rate: int) -> Path:

@@ -4,14 +4,15 @@
 patches (p = the tokenizer's downsample factor, k = its codebook size), fitted
 on the training images and measured on the held-out ones.
 
-``jpeg_baseline``: Pillow JPEG of each held-out image at the quality whose
-size comes nearest a target bits per pixel (the codecs themselves, JPEG, WebP,
-Opus and H.264, live in :mod:`modalities.eval.codecs`).
+``kmeans_mel_baseline``: residual k-means on log-mel frames, for the spectrogram
+tokenizers. The classical codecs (JPEG, WebP, Opus, H.264) live in
+:mod:`modalities.eval.codecs`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,10 +20,9 @@ import torch.nn.functional as F
 from models.kmeans import KMeans
 
 from ..data.datasets import center_crop_multiple
-from .codecs import image_at_bpp
-from .metrics import psnr, ssim
+from .metrics import psnr8, ssim_per_image
 
-__all__ = ["image_to_patches", "jpeg_at_bpp", "jpeg_baseline", "kmeans_mel_baseline", "kmeans_patch_baseline",
+__all__ = ["fit_patch_kmeans", "image_to_patches", "kmeans_mel_baseline", "kmeans_patch_baseline",
            "patches_to_image"]
 
 
@@ -38,46 +38,34 @@ def patches_to_image(patches: torch.Tensor, shape: tuple[int, ...], p: int) -> t
     return F.fold(cols, (h, w), p, stride=p)
 
 
-def kmeans_patch_baseline(train_images: list[torch.Tensor], val_images: list[torch.Tensor], patch: int, k: int,
-                          max_patches: int = 60_000, iters: int = 20, seed: int = 0) -> dict[str, float]:
-    """PSNR/SSIM on ``val_images`` (each ``[1, 3, H, W]`` in [0, 1]) of k-means on raw pixel patches.
-
-    Returns ``baseline_psnr``, ``baseline_ssim`` and ``baseline_bpp`` (``log2(k) / patch**2``).
-    """
-    crops = [center_crop_multiple(x, patch) for x in train_images]
-    train = torch.cat([image_to_patches(c[None] if c.ndim == 3 else c, patch) for c in crops])
+def fit_patch_kmeans(train_images: Sequence[torch.Tensor], patch: int, k: int, max_patches: int = 60_000,
+                     iters: int = 20, seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """k-means on raw ``patch x patch`` pixel patches of ``train_images`` (``float[3, H, W]``); returns the
+    quantiser ``float[3, H, W] -> float[3, H, W]`` (sides multiples of ``patch``) at ``log2(k) / patch**2`` bpp."""
+    train = torch.cat([image_to_patches(center_crop_multiple(x, patch)[None], patch) for x in train_images])
     if len(train) > max_patches:
         train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_patches]]
     km = KMeans(k, train.shape[1]).fit(train, iters=iters, seed=seed)
-    p_sum = s_sum = n = 0.0
-    for x in val_images:
-        recon = patches_to_image(km.decode(km.predict(image_to_patches(x, patch))), tuple(x.shape), patch)
-        p_sum += psnr(recon, x) * len(x)
-        s_sum += ssim(recon, x) * len(x)
-        n += len(x)
-    return {"baseline_psnr": p_sum / n, "baseline_ssim": s_sum / n, "baseline_bpp": math.log2(k) / patch**2}
+
+    def quantise(x: torch.Tensor) -> torch.Tensor:
+        return patches_to_image(km.decode(km.predict(image_to_patches(x[None], patch))), (1, *x.shape), patch)[0]
+
+    return quantise
 
 
-def jpeg_at_bpp(image: torch.Tensor, bpp: float) -> tuple[torch.Tensor, float, int]:
-    """Pillow JPEG (4:2:0) of ``image`` ``[3, H, W]`` in [0, 1] at the quality (1-95) whose file size is nearest
-    ``bpp`` bits per pixel; returns the decoded image, its bits per pixel and the quality.
+def kmeans_patch_baseline(train_images: list[torch.Tensor], val_images: list[torch.Tensor], patch: int, k: int,
+                          max_patches: int = 60_000, iters: int = 20, seed: int = 0) -> dict[str, float]:
+    """8-bit PSNR and SSIM per image (then the mean) on ``val_images`` (each ``[1, 3, H, W]`` in [0, 1]) of
+    k-means on raw pixel patches (:func:`fit_patch_kmeans` on ``train_images``).
 
-    The three-value form kept for existing callers; :func:`modalities.eval.codecs.jpeg_at_bpp` returns
-    ``(recon, actual_bpp)`` and :func:`modalities.eval.codecs.image_at_bpp` the quality as well.
+    Returns ``baseline_psnr``, ``baseline_ssim`` and ``baseline_bpp`` (``log2(k) / patch**2``).
     """
-    coded = image_at_bpp(image, bpp, "jpeg")
-    return coded.recon, coded.rate, int(coded.setting)
-
-
-def jpeg_baseline(val_images: list[torch.Tensor], bpp: float) -> dict[str, float]:
-    """PSNR/SSIM and mean bits per pixel of JPEG nearest ``bpp`` on ``val_images`` (each ``[1, 3, H, W]``)."""
-    rows = []
-    for x in val_images:
-        recon, size, q = jpeg_at_bpp(x[0], bpp)
-        rows.append((psnr(recon[None], x), ssim(recon[None], x), size, q))
-    n = len(rows)
-    return {"jpeg_psnr": sum(r[0] for r in rows) / n, "jpeg_ssim": sum(r[1] for r in rows) / n,
-            "jpeg_bpp": sum(r[2] for r in rows) / n, "jpeg_quality": sum(r[3] for r in rows) / n}
+    quantise = fit_patch_kmeans([x[0] if x.ndim == 4 else x for x in train_images], patch, k, max_patches, iters,
+                                seed)
+    xs = [v for x in val_images for v in (x if x.ndim == 4 else x[None])]
+    p = [float(psnr8(quantise(x)[None], x[None])[0]) for x in xs]
+    s = [float(ssim_per_image(quantise(x)[None], x[None])[0]) for x in xs]
+    return {"baseline_psnr": sum(p) / len(p), "baseline_ssim": sum(s) / len(s), "baseline_bpp": math.log2(k) / patch**2}
 
 
 def mel_to_vectors(mel: torch.Tensor, f: int) -> torch.Tensor:

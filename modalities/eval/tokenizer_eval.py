@@ -16,21 +16,19 @@ A metric whose weights were not given is the string ``"not computed (set eval.X)
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
-from ..data.datasets import center_crop_multiple
 from .audio_metrics import audio_metrics
-from .baselines import image_to_patches, patches_to_image
 from .metrics import psnr8, ssim_per_image, video_metrics
 from .perceptual import FIDMetric, LPIPSMetric
 
 __all__ = ["code_bits", "evaluate_audio", "evaluate_images", "evaluate_semantic", "evaluate_videos",
-           "fit_patch_kmeans", "resampled", "score_images"]
+           "resampled", "score_images"]
 
 PAD_CODE = -1  # ragged audio codec batches (modalities.external.audio_codecs)
 
@@ -159,20 +157,3 @@ def evaluate_semantic(tok: Any, clips: Sequence[tuple[torch.Tensor, int]], progr
     return {"units_per_second": units / seconds, "dedup_units_per_second": dedup / seconds,
             "cluster_use": float(used.float().mean()), "bits_per_second": dedup / seconds * bits,
             "bits_per_second_no_dedup": units / seconds * bits, "items": len(clips)}
-
-
-def fit_patch_kmeans(train_images: Sequence[torch.Tensor], patch: int, k: int, max_patches: int = 60_000,
-                     iters: int = 20, seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
-    """k-means on raw ``patch x patch`` pixel patches of ``train_images`` (``float[3, H, W]``); returns the
-    quantiser ``float[3, H, W] -> float[3, H, W]`` (sides multiples of ``patch``) at ``log2(k) / patch**2`` bpp."""
-    from models.kmeans import KMeans
-
-    train = torch.cat([image_to_patches(center_crop_multiple(x, patch)[None], patch) for x in train_images])
-    if len(train) > max_patches:
-        train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_patches]]
-    km = KMeans(k, train.shape[1]).fit(train, iters=iters, seed=seed)
-
-    def quantise(x: torch.Tensor) -> torch.Tensor:
-        return patches_to_image(km.decode(km.predict(image_to_patches(x[None], patch))), (1, *x.shape), patch)[0]
-
-    return quantise

@@ -30,6 +30,7 @@ from ..data.runlog import MetricsLog
 from ..data.samples import data_root, media_folder
 from ..data.sources import read_sources, split_by_source
 from ..eval import codecs
+from ..eval.baselines import fit_patch_kmeans
 from ..eval.perceptual import FIDMetric, LPIPSMetric
 from ..eval.rd import plot_rate_distortion
 from ..eval.tokenizer_eval import (
@@ -37,7 +38,6 @@ from ..eval.tokenizer_eval import (
     evaluate_images,
     evaluate_semantic,
     evaluate_videos,
-    fit_patch_kmeans,
     resampled,
     score_images,
 )

@@ -33,6 +33,7 @@ from ..data.tars import (
     read_members,
     tar_batches,
 )
+from ..eval.perceptual import LPIPSMetric
 from ..training import distributed
 from ..training.trainer import VQTrainer, resolve_device
 
@@ -187,7 +188,10 @@ def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.util
     slice of each global batch of ``W * batch_size`` samples."""
     if trainer is None:
         to_model = (lambda x: x.transpose(1, 2)) if video else (lambda x: x)
-        trainer = VQTrainer(model, OmegaConf.to_object(cfg.trainer), out_dir, layout=to_model, unlayout=to_model)
+        lpips = LPIPSMetric(cfg.eval.lpips_weights, cfg.eval.lpips_net, resolve_device(cfg.trainer.device)) \
+            if cfg.eval.lpips_weights else None
+        trainer = VQTrainer(model, OmegaConf.to_object(cfg.trainer), out_dir, layout=to_model, unlayout=to_model,
+                            lpips=lpips)
 
     def batches(start: int):  # from the step the trainer resumes at: batch k is the same in a resumed run
         if isinstance(dataset, TarMedia):  # a fresh shard order and crops seeded by the step (not bit-identical)

@@ -38,7 +38,7 @@ from models.vqae import VQModel
 
 from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
-from ..eval.metrics import CodeStats, psnr, ssim
+from ..eval.metrics import CodeStats, psnr8, ssim_per_image
 from . import distributed
 
 __all__ = ["TrainerConfig", "VQTrainer"]
@@ -183,8 +183,9 @@ class VQTrainer:
 
     def __init__(self, model: VQModel, cfg: TrainerConfig, out_dir: str | Path,
                  layout: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
-                 unlayout: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> None:
+                 unlayout: Callable[[torch.Tensor], torch.Tensor] = lambda x: x, lpips: Any = None) -> None:
         self.cfg, self.out_dir = cfg, Path(out_dir)
+        self.lpips = lpips if lpips is not None and lpips.available else None  # an eval.perceptual.LPIPSMetric
         self.device = distributed.local_device(resolve_device(cfg.device))
         self.rank, self.world = distributed.rank(), distributed.world_size()
         precision = ("bf16" if self.device.type == "cuda" else "fp32") if cfg.precision == "auto" else cfg.precision
@@ -320,10 +321,12 @@ class VQTrainer:
 
     @torch.inference_mode()
     def validate(self, val_items: list[torch.Tensor]) -> dict[str, float]:
-        """PSNR/SSIM, codebook usage and perplexity over ``val_items`` (each a batch in [0, 1]); writes a grid."""
+        """The metrics of ``task=evaluate`` over ``val_items`` (each a batch ``[B, 3, H, W]`` or ``[B, T, 3, H, W]``
+        in [0, 1]): 8-bit PSNR and SSIM per image (video: per frame), then the mean; LPIPS when the trainer has
+        an LPIPS metric with weights; codebook usage and perplexity. Writes a grid."""
         model = (self.ema.model if self.ema is not None else self.model).eval()
         stats = CodeStats(model.quantizer.codebook_size)
-        p_sum = s_sum = n = 0.0
+        scores: dict[str, list[torch.Tensor]] = {"val_psnr": [], "val_ssim": [], "val_lpips": []}
         shown: list[tuple[torch.Tensor, torch.Tensor]] = []
         for item in val_items:
             x = item.to(self.device)
@@ -331,13 +334,15 @@ class VQTrainer:
                 out = model(self.layout(x) * 2 - 1)
             recon = self.unlayout(((out.recon.float() + 1) / 2).clamp(0, 1))
             stats.update(out.codes)
-            p_sum += psnr(recon, x) * len(x)
-            s_sum += ssim(recon, x) * len(x)
-            n += len(x)
+            frames, target = recon.reshape(-1, *recon.shape[-3:]), x.reshape(-1, *x.shape[-3:])
+            scores["val_psnr"].append(psnr8(frames, target).cpu())
+            scores["val_ssim"].append(ssim_per_image(frames, target).cpu())
+            if self.lpips is not None:
+                scores["val_lpips"].append(self.lpips(frames, target).cpu())
             if len(shown) < self.cfg.grid_items:
                 shown.append((x[0].cpu(), recon[0].cpu()))
-        result = {"val_psnr": p_sum / n, "val_ssim": s_sum / n,
-                  **{f"val_{k}": v for k, v in stats.result().items()}}
+        result = {k: float(torch.cat(v).mean()) for k, v in scores.items() if v}
+        result |= {f"val_{k}": v for k, v in stats.result().items()}
         self.save_grid(shown)
         return result
 
