@@ -18,7 +18,7 @@ from ..eval.audio_eval import spectrogram_metrics
 from ..eval.baselines import kmeans_mel_baseline
 from ..training import distributed
 from ..training.audio_trainer import SpectrogramTrainer
-from .vq import ddp_session, encode_throughput, finish, media_split, quantizer_config, rank_summary, tar_input, train_vq
+from .vq import ddp_task, encode_throughput, finish, media_split, quantizer_config, rank_summary, tar_input, train_vq
 
 log = logging.getLogger("mmtok")
 
@@ -51,14 +51,10 @@ def whole_tokens(seconds: float, sample_rate: int, samples_per_token: int, what:
 BASELINE_TAR_CLIPS = 64  # training clips the k-means baseline is fitted on with tar input
 
 
+@ddp_task
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Trains, validates and saves to ``out_dir/tokenizer/audio``; returns the final metrics. Under ``torchrun``
-    every rank trains on its slice of the data and rank 0 alone validates, evaluates and saves."""
-    with ddp_session(cfg):
-        return _run(cfg, out_dir)
-
-
-def _run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Trains, validates and saves to ``out_dir/tokenizer/audio``; returns the final metrics
+    (under ``torchrun``: see :func:`.vq.ddp_task`)."""
     tars = tar_input(cfg, "audio", "audio", AUDIO_SUFFIXES)
     if tars is None:
         folder, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)

@@ -18,7 +18,7 @@ from ..image import ImageTokenizer
 from ..training import distributed
 from .vq import (
     check_crop,
-    ddp_session,
+    ddp_task,
     encode_throughput,
     finish,
     media_split,
@@ -33,14 +33,10 @@ log = logging.getLogger("mmtok")
 BASELINE_TAR_IMAGES = 256  # training images the k-means baseline is fitted on with tar input
 
 
+@ddp_task
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Trains, validates and saves to ``out_dir/tokenizer/image``; returns the final metrics. Under ``torchrun``
-    every rank trains on its slice of the data and rank 0 alone validates, evaluates and saves."""
-    with ddp_session(cfg):
-        return _run(cfg, out_dir)
-
-
-def _run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Trains, validates and saves to ``out_dir/tokenizer/image``; returns the final metrics
+    (under ``torchrun``: see :func:`.vq.ddp_task`)."""
     tars = tar_input(cfg, "images", "image", IMAGE_SUFFIXES)
     if tars is None:
         _, train_files, val_files = media_split(cfg, "images", "images", IMAGE_SUFFIXES)

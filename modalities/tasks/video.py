@@ -17,7 +17,7 @@ from ..training import distributed
 from ..video import VideoTokenizer
 from .vq import (
     check_crop,
-    ddp_session,
+    ddp_task,
     encode_throughput,
     finish,
     media_split,
@@ -28,13 +28,6 @@ from .vq import (
 )
 
 log = logging.getLogger("mmtok")
-
-
-def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Trains, validates and saves to ``out_dir/tokenizer/video``; returns the final metrics. Under ``torchrun``
-    every rank trains on its slice of the data and rank 0 alone validates, evaluates and saves."""
-    with ddp_session(cfg):
-        return _run(cfg, out_dir)
 
 
 class _HeldOutClip:
@@ -49,7 +42,10 @@ class _HeldOutClip:
         return center_crop_multiple(v[:self.frames], self.multiple, self.size)[None]
 
 
-def _run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+@ddp_task
+def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Trains, validates and saves to ``out_dir/tokenizer/video``; returns the final metrics
+    (under ``torchrun``: see :func:`.vq.ddp_task`)."""
     tars = tar_input(cfg, "videos", "video", VIDEO_SUFFIXES)
     if tars is None:
         _, train_files, val_files = media_split(cfg, "videos", "video", VIDEO_SUFFIXES)

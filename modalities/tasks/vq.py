@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -66,6 +67,18 @@ def ddp_session(cfg: DictConfig) -> Iterator[None]:
     device = distributed.local_device(resolve_device(cfg.trainer.device))
     with distributed.process_group(device, cfg.trainer.dist_timeout_minutes):
         yield
+
+
+def ddp_task(run: Callable[[DictConfig, Path], dict[str, Any]]) -> Callable[[DictConfig, Path], dict[str, Any]]:
+    """A VQ task's ``run(cfg, out_dir)`` inside :func:`ddp_session`: under ``torchrun`` every rank trains on its
+    slice of the data and rank 0 alone validates, evaluates and saves."""
+
+    @functools.wraps(run)
+    def in_session(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+        with ddp_session(cfg):
+            return run(cfg, out_dir)
+
+    return in_session
 
 
 @dataclass
