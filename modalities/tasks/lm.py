@@ -20,7 +20,6 @@ trained model is saved with the data's registry to ``model/`` (:meth:`models.tra
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
 from ..registry import VocabRegistry
 from ..shards import ShardReader
+from ..training import distributed
 from ..training.trainer import lr_factor, resolve_device, rng_state, set_rng_state
 
 log = logging.getLogger("mmtok")
@@ -75,13 +75,6 @@ def peak_tflops(device: torch.device, override: float | None) -> float | None:
     return next((v for key, v in PEAK_BF16_TFLOPS if key in name), None)
 
 
-def _distributed(device: torch.device) -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world > 1 and not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return (torch.distributed.get_rank(), world) if world > 1 else (0, 1)
-
-
 def parallelize(model: Transformer, device: torch.device, world: int, fsdp: bool) -> torch.nn.Module:
     """The module to call for training: ``model`` itself (one process), DDP around it, or ``model`` sharded
     in place with FSDP2 (each block one unit, the embeddings and head in the root unit)."""
@@ -114,13 +107,16 @@ def param_checksum(model: Transformer) -> float:
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-    """Trains on ``task.data`` (a pre-tokenised folder); saves ``model/``; returns the last metrics."""
+    """Trains on ``task.data`` (a pre-tokenised folder); saves ``model/``; returns the last metrics. Under
+    ``torchrun`` each rank uses ``cuda:$LOCAL_RANK`` (or the CPU, gloo) inside one process group for the run."""
+    device = distributed.local_device(resolve_device(cfg.trainer.device))
+    with distributed.process_group(device):
+        return _train(cfg, out_dir, device)
+
+
+def _train(cfg: DictConfig, out_dir: Path, device: torch.device) -> dict[str, Any]:
     t, tr = cfg.task, cfg.trainer
-    device = resolve_device(tr.device)
-    if device.type == "cuda" and "LOCAL_RANK" in os.environ:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)
-    rank, world = _distributed(device)
+    rank, world = distributed.rank(), distributed.world_size()
     reader = ShardReader(t.data)
     registry = VocabRegistry.load(Path(t.data) / "registry.json")
     stream = token_stream(reader)
