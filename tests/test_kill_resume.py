@@ -132,7 +132,7 @@ def corpus(text_tok, samples, tmp_path_factory) -> Path:
     image = ImageTokenizer.from_configs(VQAEConfig(channels=[8, 8, 16, 16], z_dim=8, groups=4),
                                         QuantizerConfig(kind="fsq", levels=[4, 4, 4]), size_policy="resize", size=64)
     MultimodalTokenizer({"text": text_tok, "image": image}).save_pretrained(root / "mm")
-    rows = [json.loads(x) for x in (samples / "images/captions.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (samples / "images/captions.jsonl").read_text().splitlines()][:28]
     docs = [json.dumps([{"text": r["caption"]}, {"image": str(samples / "images" / r["file"])}]) for r in rows]
     (root / "docs.jsonl").write_text("\n".join(docs * 10) + "\n")
     return root

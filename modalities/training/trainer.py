@@ -296,6 +296,18 @@ class VQTrainer:
             if use_disc:
                 self.disc.requires_grad_(False)
                 losses["gan"] = self.cfg.disc_weight * hinge_g_loss(self.disc(out.recon))
+        row = self.optimizer_step(losses)
+        if use_disc:
+            self.disc.requires_grad_(True)
+            with self._ctx():
+                d_loss = hinge_d_loss(self.disc(x), self.disc(out.recon.detach()))
+            row["loss_disc"] = self.discriminator_step(d_loss)
+        self.step += 1
+        return row | {f"batch_{k}": v for k, v in out.metrics.items()}
+
+    def optimizer_step(self, losses: dict[str, torch.Tensor]) -> dict[str, float]:
+        """Backward of the sum of ``losses``, clipped optimiser step, schedule and EMA; returns the logged losses
+        and gradient norm. A non-finite loss raises, naming the step and each term."""
         loss = sum(losses.values())
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {float(loss)} at step {self.step}: {({k: float(v) for k, v in losses.items()})}")
@@ -306,18 +318,15 @@ class VQTrainer:
         self.sched.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        row = {f"loss_{k}": v.item() for k, v in losses.items()} | {"loss": loss.item(), "grad_norm": gnorm.item()}
-        if use_disc:
-            self.disc.requires_grad_(True)
-            with self._ctx():
-                d_loss = hinge_d_loss(self.disc(x), self.disc(out.recon.detach()))
-            self.disc_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            distributed.average_gradients(self.disc.parameters())
-            self.disc_opt.step()
-            row["loss_disc"] = d_loss.item()
-        self.step += 1
-        return row | {f"batch_{k}": v for k, v in out.metrics.items()}
+        return {f"loss_{k}": v.item() for k, v in losses.items()} | {"loss": loss.item(), "grad_norm": gnorm.item()}
+
+    def discriminator_step(self, d_loss: torch.Tensor) -> float:
+        """One discriminator step on ``d_loss`` (gradients averaged over ranks); returns the loss."""
+        self.disc_opt.zero_grad(set_to_none=True)
+        d_loss.backward()
+        distributed.average_gradients(self.disc.parameters())
+        self.disc_opt.step()
+        return d_loss.item()
 
     @torch.inference_mode()
     def validate(self, val_items: list[torch.Tensor]) -> dict[str, float]:

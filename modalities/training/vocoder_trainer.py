@@ -109,28 +109,14 @@ class VocoderTrainer(VQTrainer):
                     _, real_feats = self.disc(wave)
             losses["gan"] = self.cfg.disc_weight * gan_losses(self.loss_cfg.gan, None, fake_logits)
             losses["feature"] = self.loss_cfg.feature_weight * feature_matching(real_feats, fake_feats)
-        loss = sum(losses.values())
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss is {float(loss)} at step {self.step}: "
-                                     f"{({k: float(v) for k, v in losses.items()})}")
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip or float("inf"))
-        self.opt.step()
-        self.sched.step()
-        if self.ema is not None:
-            self.ema.update(self.model)
-        row = {f"loss_{k}": v.item() for k, v in losses.items()} | {"loss": loss.item(), "grad_norm": gnorm.item()}
+        row = self.optimizer_step(losses)
         if use_disc:
             self.disc.requires_grad_(True)
             with self._ctx():
                 real_logits, _ = self.disc(wave)
                 fake_logits, _ = self.disc(out.detach())
                 d_loss = gan_losses(self.loss_cfg.gan, real_logits, fake_logits)
-            self.disc_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            self.disc_opt.step()
-            row["loss_disc"] = d_loss.item()
+            row["loss_disc"] = self.discriminator_step(d_loss)
         self.step += 1
         return row
 
