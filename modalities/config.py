@@ -247,6 +247,7 @@ class DemoSteps:
 
     image: int = 1000
     audio: int = 1000
+    vocoder: int = 400
     lm: int = 600
 
 
@@ -275,7 +276,9 @@ class DemoTaskConfig(TaskConfig):
     """``task=demo`` (the default): the whole pipeline on ``data.documents``, each stage in a subfolder.
 
     Attributes:
-        text / image / audio: overrides of ``python train.py`` for each tokenizer stage.
+        text / image / audio / vocoder: overrides of ``python train.py`` for each tokenizer stage (the vocoder
+            stage trains for the audio tokenizer's mels and saves it with the vocoder inside; ``steps.vocoder=0``
+            skips it and audio decodes through Griffin-Lim).
         lm: overrides of ``task=lm`` for the transformer stage (``task.data`` is set by the demo).
         steps: training steps per stage.
         image_size: images are resized and centre-cropped to this square in the documents.
@@ -287,6 +290,7 @@ class DemoTaskConfig(TaskConfig):
     text: list[str] = field(default_factory=lambda: ["experiment=text_debug"])
     image: list[str] = field(default_factory=lambda: ["experiment=image_debug", "task.baseline=false"])
     audio: list[str] = field(default_factory=lambda: ["experiment=audio_debug", "task.baseline=false"])
+    vocoder: list[str] = field(default_factory=lambda: ["task=vocoder"])
     lm: list[str] = field(default_factory=list)
     steps: DemoSteps = field(default_factory=DemoSteps)
     image_size: int = 128

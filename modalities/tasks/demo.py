@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -87,7 +88,9 @@ def build_tokenizer(out_dir: Path, image_size: int, external: dict[str, Any] | N
     else:
         trained = ImageTokenizer.from_pretrained(out_dir / "image" / "tokenizer" / "image")
         image = ImageTokenizer(trained.model, "resize", image_size)
-    audio = external.get("audio") or SpectrogramTokenizer.from_pretrained(out_dir / "audio" / "tokenizer" / "audio")
+    vocoded = out_dir / "vocoder" / "tokenizer" / "audio"  # the vocoder stage's copy, with the vocoder inside
+    audio = external.get("audio") or SpectrogramTokenizer.from_pretrained(
+        vocoded if vocoded.is_dir() else out_dir / "audio" / "tokenizer" / "audio")
     mm = MultimodalTokenizer({"text": TextTokenizer.from_pretrained(out_dir / "text" / "tokenizer" / "text"),
                               "image": image, "audio": audio})
     mm.save_pretrained(out_dir / "tokenizer")
@@ -141,6 +144,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     stages = {name: run_stage(cfg, out_dir, name, [*t[name], *([f"trainer.max_steps={t.steps[name]}"]
                                                                if name in t.steps else [])])
               for name in ("text", "image", "audio") if name not in external}
+    if "audio" in stages and t.steps.vocoder > 0:  # the audio tokenizer again, now with a learned vocoder
+        stages["vocoder"] = run_stage(cfg, out_dir, "vocoder", [
+            *t.vocoder, f"task.tokenizer={out_dir / 'audio' / 'tokenizer' / 'audio'}",
+            f"task.max_steps={t.steps.vocoder}"])
     mm = build_tokenizer(out_dir, t.image_size, external)
     docs = list(read_manifest(docs_path))
     tokens = pretokenize(docs, mm, out_dir / "tokens", t.shard_docs, num_workers=t.num_workers,
@@ -154,6 +161,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for name in ("image", "audio"):
         if name in stages:
             copy_latest_samples(out_dir / name, report, f"{name}_reconstructions")
+    if "vocoder" in stages:  # held-out speech: original, vocoder and Griffin-Lim, from the true mel and from tokens
+        shutil.copytree(out_dir / "vocoder" / "heldout", report / "vocoder_examples", dirs_exist_ok=True)
     curves = {f"{name} tokenizer": (out_dir / name, ["loss", "loss_recon"]) for name in ("image", "audio")
               if name in stages}
     plot_losses({**curves, "transformer": (out_dir / "lm", ["loss", *(f"loss_{n}" for n in mm.tokenizers),
@@ -162,6 +171,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                **_pick(stages["text"], "text", ("vocab_size", "bytes_per_token", "roundtrip_exact")),
                **_pick(stages.get("image", {}), "image", ("steps", "val_psnr", "val_ssim", "val_usage")),
                **_pick(stages.get("audio", {}), "audio", ("steps", "val_mel_l1_db", "val_si_sdr", "val_usage")),
+               **_pick(stages.get("vocoder", {}), "vocoder", (
+                   "steps", *(f"heldout_{m}_{k}" for m in ("tokens_vocoder", "tokens_griffin_lim")
+                              for k in ("pesq", "stoi")), "vocoder_rtf_1_thread")),
                **{f"{name}_tokenizer": repr(tok) for name, tok in external.items()},
                "documents": tokens.get("documents"), "tokens": tokens.get("tokens"), "skipped": tokens.get("skipped"),
                **{f"tokens_{k}": v for k, v in tokens.get("tokens_per_modality", {}).items()},
