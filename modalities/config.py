@@ -247,7 +247,7 @@ class DemoSteps:
 
     image: int = 1000
     audio: int = 1000
-    vocoder: int = 400
+    vocoder: int = 1000
     lm: int = 600
 
 
