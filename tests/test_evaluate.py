@@ -132,3 +132,13 @@ def test_training_validation_logs_the_evaluation_metrics(tmp_path, samples):
     with_lpips = VQTrainer(tok.model, cfg, tmp_path / "b", lpips=LPIPSMetric(tmp_path / "alexnet.pth")).validate([x])
     assert "val_lpips" not in plain and with_lpips["val_lpips"] > 0
     assert plain["val_psnr"] == pytest.approx(float(psnr8(tok.decode(tok.encode(x)), x)[0]), abs=1e-4)
+
+
+def test_codec_rows_at_the_same_actual_rate_appear_once():
+    from modalities.tasks.evaluate import distinct
+
+    rows = [{"name": "t", "kind": "tokenizer", "bits_per_pixel": 0.1}, {"name": "t", "kind": "tokenizer", "bits_per_pixel": 0.1},
+            {"name": "JPEG", "kind": "baseline", "bits_per_pixel": 0.24}, {"name": "JPEG", "kind": "baseline",
+                                                                            "bits_per_pixel": 0.24},
+            {"name": "JPEG", "kind": "baseline", "bits_per_pixel": 0.5}]
+    assert [r["bits_per_pixel"] for r in distinct(rows, "bits_per_pixel")] == [0.1, 0.1, 0.24, 0.5]
