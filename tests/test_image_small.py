@@ -1,0 +1,83 @@
+"""``experiment=image_small`` (issue 18): its settings, the random-scale crops it trains on, the photographs
+it adds to the samples, and a short run that trains and saves."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from modalities import ImageTokenizer
+from modalities.data.datasets import ImageCrops, SampleStream, ZoomCrop
+from modalities.data.io import IMAGE_SUFFIXES, list_media
+from modalities.data.sources import read_sources, source_of, split_by_source
+from modalities.tasks import run_task
+
+
+def test_image_small_composes_with_the_documented_settings(compose):
+    cfg = compose(["experiment=image_small"])
+    assert cfg.task.name == "image" and cfg.task.crop_size == 64 and cfg.task.batch_size == 8
+    assert list(cfg.task.zoom) == [0.5, 1.0] and cfg.task.val_fraction == 0.4
+    assert list(cfg.tokenizer.image.channels) == [32, 32, 64, 64]  # f8: three stride-2 levels
+    assert cfg.quantizer.kind == "vq" and cfg.quantizer.codebook_size == 256  # 0.125 bits per pixel
+    assert cfg.trainer.max_steps == 6500 and cfg.trainer.recon_loss == "l2" and cfg.trainer.optimizer.lr == 1e-3
+    assert compose(["task=image"]).task.zoom is None  # the image task's default is unchanged
+
+
+def test_zoom_crop_shape_range_and_determinism():
+    x = torch.rand(3, 120, 200)
+    crop = ZoomCrop(32, (0.25, 2.0))
+    outs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        outs.append(crop(x))
+    assert all(o.shape == (3, 32, 32) for o in outs)
+    assert all(0 <= float(o.min()) and float(o.max()) <= 1 for o in outs)
+    assert torch.equal(outs[0], outs[1]) and not torch.equal(outs[0], outs[2])
+
+
+def test_zoom_one_is_a_plain_crop_and_zoom_out_averages():
+    x = torch.rand(3, 64, 64)
+    torch.manual_seed(0)
+    y = ZoomCrop(16, (1.0, 1.0))(x)
+    windows = x.unfold(1, 16, 1).unfold(2, 16, 1)  # [3, 49, 49, 16, 16]: every 16x16 window
+    assert any(torch.equal(windows[:, i, j], y) for i in range(49) for j in range(49))
+    flat = torch.full((3, 64, 64), 0.25)
+    torch.manual_seed(0)
+    assert torch.allclose(ZoomCrop(16, (0.25, 0.25))(flat), torch.full((3, 16, 16), 0.25))  # a 64-px square, resized
+    small = torch.rand(3, 20, 40)  # the square never exceeds the shorter side
+    assert ZoomCrop(16, (0.1, 0.1))(small).shape == (3, 16, 16)
+    with pytest.raises(ValueError, match="zoom"):
+        ZoomCrop(16, (1.0, 0.5))
+
+
+def test_image_crops_with_zoom_are_reproducible(samples):
+    files = sorted((samples / "images").glob("*.png"))[:4]
+    data = SampleStream(ImageCrops(files, 32, zoom=(0.5, 1.0), samples_per_epoch=8), seed=3)
+    a, b = data[5], data[5]
+    assert a.shape == (3, 32, 32) and torch.equal(a, b) and not torch.equal(data[5], data[6])
+
+
+def test_added_photographs_are_licensed_sources_and_six_are_held_out(samples):
+    folder = samples / "images"
+    rows = [json.loads(x) for x in (folder / "captions.jsonl").read_text().splitlines() if x.strip()]
+    added = [r for r in rows if not r["source"].startswith("skimage/")]
+    assert len({r["source"] for r in added}) >= 15
+    assert all(r.get("licence") and r.get("author") for r in added)
+    files = list_media(folder, IMAGE_SUFFIXES, "images")
+    sources = read_sources(folder)
+    train, held = split_by_source(files, 0.4, folder, sources)
+    held_sources = {source_of(f, folder, sources) for f in held}
+    assert len(held_sources) >= 6 and not held_sources & {source_of(f, folder, sources) for f in train}
+    assert any(not s.startswith("skimage/") for s in {source_of(f, folder, sources) for f in train})
+
+
+@pytest.mark.slow
+def test_image_small_short_run_trains_and_saves(compose, tmp_path):
+    cfg = compose(["experiment=image_small", "trainer.max_steps=24", "trainer.val_every=24", "trainer.ckpt_every=24",
+                   "trainer.log_every=12", "trainer.tensorboard=false", "task.baseline=false", "task.val_size=64"])
+    m = run_task(cfg, tmp_path)
+    assert m["steps"] == 24 and m["bits_per_pixel"] == 0.125 and m["val_psnr"] > 5
+    tok = ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image")
+    assert tok.codebook_size == 256 and tok.downsample == 8
