@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 
@@ -243,6 +244,8 @@ def test_task_with_a_tokenizer_saves_it_with_the_vocoder(compose, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MMTOK_LONG_TESTS"),
+                    reason="a 10-minute training run, over the suite's budget: MMTOK_LONG_TESTS=1 pytest runs it")
 def test_default_vocoder_beats_griffin_lim_on_heldout_sentences(compose, tmp_path):
     """``python train.py task=vocoder`` (2000 steps, about 10 minutes on 2 CPU cores) scores better PESQ and STOI
     than 32 Griffin-Lim iterations from the true mel of held-out sentences, with a lower log-mel distance."""
