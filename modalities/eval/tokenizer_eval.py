@@ -24,7 +24,7 @@ import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from .audio_metrics import audio_metrics
-from .metrics import psnr8, ssim_per_image, video_metrics
+from .metrics import CodeStats, psnr8, ssim_per_image, video_metrics
 from .perceptual import FIDMetric, LPIPSMetric
 
 __all__ = ["code_bits", "evaluate_audio", "evaluate_images", "evaluate_semantic", "evaluate_videos",
@@ -85,16 +85,16 @@ def evaluate_images(tok: Any, images: Sequence[torch.Tensor], batch_size: int = 
     """Encodes and decodes ``images`` (``float[3, H, W]``, sides multiples of ``tok.downsample``) in batches of
     equal shape; returns :func:`score_images`' row plus ``codebook_usage`` (share of codes used)."""
     recons: list[torch.Tensor | None] = [None] * len(images)
-    bits, used = 0.0, torch.zeros(tok.codebook_size, dtype=torch.bool)
+    bits, stats = 0.0, CodeStats(tok.codebook_size)
     for idx in tqdm(_batches(images, batch_size), desc=desc, disable=not progress):
         codes = tok.encode(torch.stack([images[i] for i in idx]))
         out = tok.decode(codes).float().cpu()
         bits += code_bits(codes, tok.codebook_size)
-        used[codes[codes >= 0].flatten().cpu()] = True
+        stats.update(codes[codes != PAD_CODE])
         for j, i in enumerate(idx):
             recons[i] = out[j]
     row = score_images(images, recons, bits, lpips, fid)  # type: ignore[arg-type]
-    return row | {"codebook_usage": float(used.float().mean())}
+    return row | {"codebook_usage": stats.result()["usage"]}
 
 
 @torch.no_grad()
@@ -124,7 +124,7 @@ def evaluate_audio(tok: Any, clips: Sequence[tuple[torch.Tensor, int]], progress
     resampled to the tokenizer's rate. Returns mean :func:`~modalities.eval.audio_metrics.audio_metrics`,
     ``bits_per_second`` and ``codebook_usage``."""
     rows, bits, seconds = [], 0.0, 0.0
-    used = torch.zeros(tok.codebook_size, dtype=torch.bool)
+    stats = CodeStats(tok.codebook_size)
     for wave, sr in tqdm(clips, desc=desc, disable=not progress):
         ref = resampled(wave, sr, tok.sample_rate)
         codes = tok.encode(ref, sample_rate=tok.sample_rate)
@@ -132,9 +132,9 @@ def evaluate_audio(tok: Any, clips: Sequence[tuple[torch.Tensor, int]], progress
         n = min(len(recon), len(ref))
         rows.append(audio_metrics(recon[:n], ref[:n], tok.sample_rate))
         bits += code_bits(codes, tok.codebook_size)
-        used[codes[codes >= 0].flatten().cpu()] = True
+        stats.update(codes[codes != PAD_CODE])
         seconds += len(ref) / tok.sample_rate
-    return _mean(rows) | {"bits_per_second": bits / seconds, "codebook_usage": float(used.float().mean()),
+    return _mean(rows) | {"bits_per_second": bits / seconds, "codebook_usage": stats.result()["usage"],
                           "items": len(clips)}
 
 
@@ -146,14 +146,14 @@ def evaluate_semantic(tok: Any, clips: Sequence[tuple[torch.Tensor, int]], progr
 
     units = dedup = 0
     seconds = 0.0
-    used = torch.zeros(tok.codebook_size, dtype=torch.bool)
+    stats = CodeStats(tok.codebook_size)
     for wave, sr in tqdm(clips, desc="semantic", disable=not progress):
         codes = tok.encode(wave, sample_rate=sr).reshape(-1).cpu()
         units += len(codes)
         dedup += len(run_length_dedup(codes)[0])
-        used[codes] = True
+        stats.update(codes)
         seconds += len(wave) / sr
     bits = math.log2(tok.codebook_size)
     return {"units_per_second": units / seconds, "dedup_units_per_second": dedup / seconds,
-            "cluster_use": float(used.float().mean()), "bits_per_second": dedup / seconds * bits,
+            "cluster_use": stats.result()["usage"], "bits_per_second": dedup / seconds * bits,
             "bits_per_second_no_dedup": units / seconds * bits, "items": len(clips)}

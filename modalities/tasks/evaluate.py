@@ -132,6 +132,11 @@ def _images(files: list[Path], multiple: int, size: int) -> list[torch.Tensor]:
     return [center_crop_multiple(load_image(p), multiple, size) for p in files]
 
 
+def _clips(files: list[Path]) -> list[tuple[torch.Tensor, int]]:
+    """``(mono wave[T], sample_rate)`` of each audio file."""
+    return [(w.mean(0) if w.ndim > 1 else w, sr) for w, sr in map(load_audio, files)]
+
+
 # --------------------------------------------------------------------- evaluate
 def _image_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
     files, fit = eval_files(cfg, "image")
@@ -160,8 +165,7 @@ def _image_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.devic
 
 
 def _audio_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
-    files, _ = eval_files(cfg, "audio")
-    clips = [(w.mean(0) if w.ndim > 1 else w, sr) for w, sr in map(load_audio, files)]
+    clips = _clips(eval_files(cfg, "audio")[0])
     rows = [{"name": n, "kind": "tokenizer"} | evaluate_audio(t.to(device), clips, cfg.show_progress, n)
             for n, t in toks.items()]
     if "opus" in cfg.task.baselines.audio:
@@ -193,8 +197,7 @@ def _video_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.devic
 
 
 def _semantic_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
-    files, _ = eval_files(cfg, "audio")
-    clips = [(w.mean(0) if w.ndim > 1 else w, sr) for w, sr in map(load_audio, files)]
+    clips = _clips(eval_files(cfg, "audio")[0])
     return [{"name": n, "kind": "tokenizer"} | evaluate_semantic(t.to(device), clips, cfg.show_progress)
             for n, t in toks.items()]
 
