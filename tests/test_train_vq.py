@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from modalities import ImageTokenizer, VideoTokenizer
-from modalities.data.datasets import split_by_file
 from modalities.tasks import run_task
 
 from .conftest import REPO
@@ -95,18 +94,6 @@ def test_bad_image_config(compose, tmp_path):
         run_task(compose([*FAST, f"data.images={tmp_path}/empty"]), tmp_path / "out")
     with pytest.raises(ValueError, match="task.clip_frames=4 must be 1 \\+ k \\* temporal_downsample \\(2\\)"):
         run_task(compose(["experiment=video_debug", "task.clip_frames=4"]), tmp_path / "out2")
-
-
-def test_split_by_file_is_stable():
-    from pathlib import Path
-
-    files = [Path(f"img{i:02d}.png") for i in range(20)]
-    train, val = split_by_file(files, 0.2)
-    assert len(val) == 4 and not set(train) & set(val) and sorted(train + val) == files
-    train2, val2 = split_by_file([*files, Path("new.png")], 0.2)
-    assert len(set(val) & set(val2)) >= 3  # adding a file moves at most one held-out file
-    with pytest.raises(ValueError, match="at least 2 sources"):
-        split_by_file(files[:1], 0.2)
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Training data for the tokenizers: held-out split by file, random image crops, video clips, audio crops.
+"""Training data for the tokenizers: random image crops, video clips, audio crops (held-out splits: data.sources).
 
 Datasets return float tensors: images ``[3, H, W]`` and clips ``[T, 3, H, W]``
 in [0, 1], audio crops ``[T]`` in [-1, 1]. Their length is virtual (``samples_per_epoch``) so that a
@@ -17,19 +17,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from .io import load_image, load_video
-from .sources import split_by_source
 
 __all__ = ["AudioCrops", "ImageCrops", "SampleStream", "VideoClips", "ZoomCrop", "center_crop_multiple",
-           "infinite_batches", "rank_samples", "split_by_file"]
-
-
-def split_by_file(files: list[Path], val_fraction: float, root: Path | None = None) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/validation split by file name hash (stable when files are added): every file its own
-    source (see :func:`modalities.data.sources.split_by_source`, which the tasks use).
-
-    At least one file goes to each side; raises with fewer than two files.
-    """
-    return split_by_source(files, val_fraction, root)
+           "infinite_batches", "rank_samples"]
 
 
 def center_crop_multiple(x: torch.Tensor, multiple: int, max_size: int | None = None) -> torch.Tensor:
