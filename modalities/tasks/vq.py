@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,22 +59,15 @@ def media_split(cfg: DictConfig, key: str, default: str, suffixes: tuple[str, ..
     return folder, train, val
 
 
-@contextlib.contextmanager
-def ddp_session(cfg: DictConfig) -> Iterator[None]:
-    """The ``torchrun`` process group around a VQ task (a no-op in a single process). Enter it before building the
-    model: the quantiser library synchronises its codebooks across ranks only when the group exists then."""
-    device = distributed.local_device(resolve_device(cfg.trainer.device))
-    with distributed.process_group(device, cfg.trainer.dist_timeout_minutes):
-        yield
-
-
 def ddp_task(run: Callable[[DictConfig, Path], dict[str, Any]]) -> Callable[[DictConfig, Path], dict[str, Any]]:
-    """A VQ task's ``run(cfg, out_dir)`` inside :func:`ddp_session`: under ``torchrun`` every rank trains on its
-    slice of the data and rank 0 alone validates, evaluates and saves."""
+    """A VQ task's ``run(cfg, out_dir)`` inside the ``torchrun`` process group (a no-op in a single process):
+    every rank trains on its slice of the data and rank 0 alone validates, evaluates and saves. The group exists
+    before ``run`` builds the model: the quantiser library synchronises its codebooks across ranks only then."""
 
     @functools.wraps(run)
     def in_session(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
-        with ddp_session(cfg):
+        device = distributed.local_device(resolve_device(cfg.trainer.device))
+        with distributed.process_group(device, cfg.trainer.dist_timeout_minutes):
             return run(cfg, out_dir)
 
     return in_session
