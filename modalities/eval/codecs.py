@@ -46,10 +46,11 @@ from .metrics import video_metrics
 if TYPE_CHECKING:
     from .perceptual import FIDMetric, LPIPSMetric
 
-__all__ = ["OPUS_RATES", "Coded", "h264_at_bpp", "h264_baseline", "image_at_bpp", "image_codec_baseline",
+__all__ = ["OPUS_FLOOR", "OPUS_RATES", "Coded", "h264_at_bpp", "h264_baseline", "image_at_bpp", "image_codec_baseline",
            "jpeg_at_bpp", "opus_at_bitrate", "opus_baseline", "webp_at_bpp"]
 
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+OPUS_FLOOR = 6000  # bit/s: libopus codes mono speech no lower (lower targets come back at about this rate)
 """Input sample rates libopus accepts; any other rate is resampled to 48 kHz (and back) around the codec."""
 
 _IMAGE_CODECS = {"jpeg": ("JPEG", 1, 95), "webp": ("WEBP", 0, 100)}

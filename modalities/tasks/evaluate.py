@@ -45,7 +45,6 @@ from ..training.trainer import resolve_device
 
 log = logging.getLogger("mmtok")
 
-OPUS_FLOOR = 6000  # bit/s; libopus does not go lower for mono speech (it answers lower targets at its floor)
 MEDIA = {"image": ("images", "images", IMAGE_SUFFIXES), "video": ("videos", "video", VIDEO_SUFFIXES),
          "audio": ("audio", "audio", AUDIO_SUFFIXES)}
 COLUMNS = {"image": ("bits_per_pixel", "psnr", "ssim", "lpips", "rfid", "rfid_images", "codebook_usage", "items"),
@@ -170,10 +169,10 @@ def _audio_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.devic
             for n, t in toks.items()]
     if "opus" in cfg.task.baselines.audio:
         rates = {r["bits_per_second"] for r in rows} | set(cfg.task.rates.audio)
-        if min(rates) < OPUS_FLOOR:
-            log.info("Opus does not code speech below about %d bit/s: no Opus point at %s bit/s", OPUS_FLOOR,
-                     ", ".join(f"{r:.0f}" for r in sorted(rates) if r < OPUS_FLOOR))
-        for bps in sorted(r for r in rates if r >= OPUS_FLOOR):
+        if min(rates) < codecs.OPUS_FLOOR:
+            log.info("Opus does not code speech below about %d bit/s: no Opus point at %s bit/s", codecs.OPUS_FLOOR,
+                     ", ".join(f"{r:.0f}" for r in sorted(rates) if r < codecs.OPUS_FLOOR))
+        for bps in sorted(r for r in rates if r >= codecs.OPUS_FLOOR):
             sr = clips[0][1]  # one rate for the codec: every clip resampled to the first clip's
             rows.append({"name": "Opus", "kind": "baseline", "target_rate": bps} | codecs.opus_baseline(
                 [resampled(w, r, sr) for w, r in clips], sr, bps))
