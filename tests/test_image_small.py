@@ -21,8 +21,9 @@ def test_image_small_composes_with_the_documented_settings(compose):
     assert list(cfg.task.zoom) == [0.5, 1.0] and cfg.task.val_fraction == 0.4
     assert list(cfg.tokenizer.image.channels) == [32, 32, 64, 64]  # f8: three stride-2 levels
     assert cfg.quantizer.kind == "vq" and cfg.quantizer.codebook_size == 256  # 0.125 bits per pixel
-    assert cfg.trainer.max_steps == 6500 and cfg.trainer.recon_loss == "l2" and cfg.trainer.optimizer.lr == 1e-3
-    assert compose(["task=image"]).task.zoom is None  # the image task's default is unchanged
+    assert cfg.trainer.max_steps == 5000 and cfg.trainer.recon_loss == "l2" and cfg.trainer.optimizer.lr == 1e-3
+    assert cfg.task.refit_crops == 4096
+    assert compose(["task=image"]).task.zoom is None and compose(["task=image"]).task.refit_crops == 0  # unchanged
 
 
 def test_zoom_crop_shape_range_and_determinism():
@@ -76,8 +77,34 @@ def test_added_photographs_are_licensed_sources_and_six_are_held_out(samples):
 @pytest.mark.slow
 def test_image_small_short_run_trains_and_saves(compose, tmp_path):
     cfg = compose(["experiment=image_small", "trainer.max_steps=24", "trainer.val_every=24", "trainer.ckpt_every=24",
-                   "trainer.log_every=12", "trainer.tensorboard=false", "task.baseline=false", "task.val_size=64"])
+                   "trainer.log_every=12", "trainer.tensorboard=false", "task.baseline=false", "task.val_size=64",
+                   "task.refit_crops=512"])
     m = run_task(cfg, tmp_path)
     assert m["steps"] == 24 and m["bits_per_pixel"] == 0.125 and m["val_psnr"] > 5
+    assert m["refit_mse_after"] <= m["refit_mse_before"] and "val_psnr_before_refit" in m  # the refit's own aim
     tok = ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image")
     assert tok.codebook_size == 256 and tok.downsample == 8
+    refit = tok.model.quantizer.q._codebook.embed[0]
+    again = ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image").model.quantizer.q._codebook.embed[0]
+    assert torch.equal(refit, again)  # the saved folder holds the refitted codebook
+
+
+def test_codebook_refit_moves_codes_to_their_cluster_means():
+    from models.quantizer import Quantizer, QuantizerConfig
+
+    torch.manual_seed(0)
+    q = Quantizer(2, QuantizerConfig(kind="vq", codebook_size=3, kmeans_init=False))
+    centres = torch.tensor([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    z = (centres[:, None] + 0.1 * torch.randn(3, 200, 2)).reshape(-1, 2)
+    q.q._codebook.embed[0].copy_(centres + torch.tensor([[0.4, -0.3], [0.2, 0.5], [-0.6, 0.1]]))
+    stats = q.refit(z)
+    got = q.q._codebook.embed[0]
+    want = z.reshape(3, 200, 2).mean(1)
+    assert torch.allclose(got, want, atol=1e-5) and stats["refit_codes_used"] == 3
+    assert stats["refit_mse_after"] < stats["refit_mse_before"]
+    codes = q(z.T[None, :, :, None]).codes.flatten()  # the quantiser now uses the refitted codes
+    assert torch.equal(codes, torch.arange(3).repeat_interleave(200))
+    with pytest.raises(ValueError, match="N >= 3"):
+        q.refit(z[:2])
+    with pytest.raises(ValueError, match="Euclidean vq"):
+        Quantizer(2, QuantizerConfig(kind="fsq", levels=[3, 3])).refit(z)

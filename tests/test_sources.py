@@ -34,7 +34,12 @@ def test_every_sample_file_has_a_source():
     for r in rows:
         by_text.setdefault(r["text"], set()).add(audio[r["file"]])
     assert all(len(s) == 1 for s in by_text.values())  # one sentence, one source, whichever voice
-    assert len(set(audio.values())) == len(by_text) == 40
+    assert len({audio[r["file"]] for r in rows}) == len(by_text) == 40
+    recorded = [json.loads(x) for x in (SAMPLES / "audio/recordings.jsonl").read_text().splitlines()]
+    by_prompt: dict[str, set[str]] = {}
+    for r in recorded:  # a prompt and its translations, whoever speaks them: one source
+        by_prompt.setdefault(r["prompt"], set()).add(audio[r["file"]])
+    assert all(len(s) == 1 for s in by_prompt.values()) and len(by_prompt) < len(recorded)
 
 
 @settings(max_examples=60, deadline=None)

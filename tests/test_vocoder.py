@@ -171,8 +171,13 @@ def test_heldout_split_never_shares_a_sentence(samples, frac, keep):
 def test_task_split_holds_out_whole_sentences_or_whole_files(compose, samples, tmp_path):
     folder, train, val = media_split(compose(DEBUG), "audio", "audio", (".flac",))
     texts = _texts(folder)
-    held = {texts[f.name] for f in val}
-    assert len(val) == 2 * len(held) and not held & {texts[f.name] for f in train}  # both voices of each
+    synthetic = [f for f in val if f.name in texts]
+    held = {texts[f.name] for f in synthetic}
+    assert len(synthetic) == 2 * len(held) and not held & {texts[f.name] for f in train if f.name in texts}
+    prompts = {r["file"]: r["prompt"] for r in map(json.loads, (folder / "recordings.jsonl").read_text().splitlines())}
+    recorded = {prompts[f.name] for f in val if f.name in prompts}  # real speech is held out too, by prompt
+    assert recorded and not recorded & {prompts[f.name] for f in train if f.name in prompts}
+    assert len(val) == len(synthetic) + sum(f.name in prompts for f in val)
     plain = tmp_path / "plain"  # a user folder without transcripts: split by file
     plain.mkdir()
     for f in sorted(folder.glob("*.flac"))[:6]:
@@ -197,7 +202,10 @@ def test_tiny_training_lowers_the_loss_and_reports(compose, tmp_path):
     for method in ("vocoder", "griffin_lim"):
         for metric in ("pesq", "stoi", "si_sdr", "mel_l1_db"):
             assert f"heldout_{method}_{metric}" in m
-    assert m["vocoder_rtf_1_thread"] > 10 and m["val_files"] == 12
+    assert m["vocoder_rtf_1_thread"] > 10 and m["val_files"] == 18
+    assert m["heldout_transcripts_clips"] == 12 and m["heldout_recordings_clips"] == 6  # synthesised, recorded
+    for group in ("transcripts", "recordings"):
+        assert f"heldout_{group}_vocoder_pesq" in m and f"heldout_{group}_griffin_lim_stoi" in m
     assert sorted(p.name for p in (tmp_path / "heldout").glob("*.wav")) == [
         "00_griffin_lim.wav", "00_original.wav", "00_vocoder.wav"]
     voc = load_vocoder(tmp_path / "vocoder")

@@ -19,20 +19,14 @@ import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
-__all__ = ["read_sources", "source_of", "split_by_source"]
+__all__ = ["read_collections", "read_sources", "source_of", "split_by_source"]
 
 log = logging.getLogger("mmtok")
 
 
-def read_sources(folder: str | Path) -> dict[str, str]:
-    """``{file name relative to folder (posix): source}`` from the folder's ``*.jsonl`` metadata (non-recursive).
-
-    Rows without ``file`` or ``source`` are ignored (a manifest of documents is not metadata); a file given two
-    different sources, or a row that is not JSON, is an error naming the metadata file and line.
-    """
-    folder = Path(folder)
-    sources: dict[str, str] = {}
-    where: dict[str, str] = {}
+def _metadata_rows(folder: Path):
+    """``(metadata file, line number, row)`` for every JSON object row of the folder's ``*.jsonl`` files that has
+    ``file`` (a string) and ``source``; a line that is not JSON is an error naming the file and line."""
     for meta in sorted(folder.glob("*.jsonl")):
         for n, line in enumerate(meta.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
@@ -41,14 +35,32 @@ def read_sources(folder: str | Path) -> dict[str, str]:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(f"{meta}:{n}: not a JSON line ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("file"), str) or "source" not in row:
-                continue
-            name, source = Path(row["file"]).as_posix(), str(row["source"])
-            if sources.get(name, source) != source:
-                raise ValueError(f"{meta}:{n}: {name!r} has source {source!r}, but {where[name]} gives "
-                                 f"{sources[name]!r}")
-            sources[name], where[name] = source, f"{meta}:{n}"
+            if isinstance(row, dict) and isinstance(row.get("file"), str) and "source" in row:
+                yield meta, n, row
+
+
+def read_sources(folder: str | Path) -> dict[str, str]:
+    """``{file name relative to folder (posix): source}`` from the folder's ``*.jsonl`` metadata (non-recursive).
+
+    Rows without ``file`` or ``source`` are ignored (a manifest of documents is not metadata); a file given two
+    different sources, or a row that is not JSON, is an error naming the metadata file and line.
+    """
+    sources: dict[str, str] = {}
+    where: dict[str, str] = {}
+    for meta, n, row in _metadata_rows(Path(folder)):
+        name, source = Path(row["file"]).as_posix(), str(row["source"])
+        if sources.get(name, source) != source:
+            raise ValueError(f"{meta}:{n}: {name!r} has source {source!r}, but {where[name]} gives "
+                             f"{sources[name]!r}")
+        sources[name], where[name] = source, f"{meta}:{n}"
     return sources
+
+
+def read_collections(folder: str | Path) -> dict[str, str]:
+    """``{file name relative to folder (posix): stem of the metadata file that lists it}``, e.g. ``transcripts``
+    for the synthesised speech of the samples and ``recordings`` for the recorded speech: held-out scores are
+    also reported per collection."""
+    return {Path(row["file"]).as_posix(): meta.stem for meta, _, row in _metadata_rows(Path(folder))}
 
 
 def source_of(file: Path, root: Path | None, sources: Mapping[str, str]) -> str:

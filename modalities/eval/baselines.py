@@ -41,8 +41,17 @@ def patches_to_image(patches: torch.Tensor, shape: tuple[int, ...], p: int) -> t
 def fit_patch_kmeans(train_images: Sequence[torch.Tensor], patch: int, k: int, max_patches: int = 60_000,
                      iters: int = 20, seed: int = 0) -> Callable[[torch.Tensor], torch.Tensor]:
     """k-means on raw ``patch x patch`` pixel patches of ``train_images`` (``float[3, H, W]``); returns the
-    quantiser ``float[3, H, W] -> float[3, H, W]`` (sides multiples of ``patch``) at ``log2(k) / patch**2`` bpp."""
-    train = torch.cat([image_to_patches(center_crop_multiple(x, patch)[None], patch) for x in train_images])
+    quantiser ``float[3, H, W] -> float[3, H, W]`` (sides multiples of ``patch``) at ``log2(k) / patch**2`` bpp.
+
+    The patches tile each image; when the tiles number fewer than ``k`` (large patches, many codes), patches at
+    half-patch steps are fitted instead (about four times as many, overlapping), so a 16x16 codebook of 16384
+    codes can be fitted on a few dozen photographs."""
+    crops = [center_crop_multiple(x, patch)[None] for x in train_images]
+    train = torch.cat([image_to_patches(x, patch) for x in crops])
+    if len(train) < k and patch > 1:
+        step = patch // 2
+        train = torch.cat([F.unfold(x, patch, stride=step).transpose(1, 2).reshape(-1, x.shape[1] * patch**2)
+                           for x in crops])
     if len(train) > max_patches:
         train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_patches]]
     km = KMeans(k, train.shape[1]).fit(train, iters=iters, seed=seed)

@@ -24,6 +24,7 @@ from .vq import (
     media_split,
     quantizer_config,
     rank_summary,
+    refit_codebook,
     tar_input,
     train_vq,
 )
@@ -58,6 +59,11 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     trainer, result = train_vq(cfg, out_dir, model, data, val_items)
     if not distributed.is_main():
         return rank_summary("image", trainer, result)
+    if cfg.task.refit_crops:
+        if tars is not None:
+            raise ValueError("task.refit_crops works with folder input only (data.images is a tar spec)")
+        before = {f"{k}_before_refit": v for k, v in result.items() if k.startswith("val_")}
+        result |= before | refit_codebook(trainer, data, cfg.task.refit_crops, val_items, seed=cfg.seed + 1)
     tok = ImageTokenizer(trainer.export_model)
     q = tok.model.quantizer
     metrics = {"task": "image", "quantizer": q.cfg.kind, "codebook_size": q.codebook_size, "downsample": f,

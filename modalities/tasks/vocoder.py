@@ -12,7 +12,9 @@ sentence, so both voices of a held-out sentence are held out), or whole files in
 
 Reported on the held-out clips, each method against the original waveform: PESQ (wide band), STOI, SI-SDR and
 the log-mel L1 distance in dB, for the vocoder and Griffin-Lim (the tokenizer's iteration count) from the true
-mel, and with ``task.tokenizer`` the same from the tokenizer's decoded mel; plus the vocoder's real-time factor
+mel, and with ``task.tokenizer`` the same from the tokenizer's decoded mel — over all held-out clips and, when the
+folder's metadata files split them into collections, per collection (``heldout_<collection>_...``: for the samples
+``transcripts``, the synthesised speech, and ``recordings``, the recorded human speech); plus the vocoder's real-time factor
 on the CPU (seconds of audio per second of compute, 10 s of held-out mel in one call) with one thread and with all
 of them, and the load average when it was measured: on a machine busy with other work, the all-threads figure
 waits for busy cores and can fall below the one-thread one.
@@ -36,6 +38,7 @@ from ..audio import SpectrogramTokenizer, save_vocoder
 from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
 from ..data.runlog import MetricsLog
+from ..data.sources import read_collections
 from ..eval.audio_eval import save_wav
 from ..training.vocoder_trainer import VocoderTrainer
 from .audio_spectrogram import load_waves, whole_tokens
@@ -149,6 +152,14 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                "train_files": len(train_files), "val_files": len(val_files), "mel_hop": hop, "n_fft": vocoder.n_fft,
                "griffin_lim_iters": mel_cfg.griffin_lim_iters, **result}
     metrics |= heldout_scores(vocoder, frontend, val_waves, tok, out_dir / "heldout", t.examples)
+    collections = read_collections(folder)
+    groups = sorted({collections.get(f.relative_to(folder).as_posix(), "other") for f in val_files})
+    for group in groups if len(groups) > 1 else []:  # e.g. the samples' synthesised and recorded speech apart
+        part = [w for f, w in zip(val_files, val_waves, strict=True)
+                if collections.get(f.relative_to(folder).as_posix(), "other") == group]
+        metrics[f"heldout_{group}_clips"] = len(part)
+        metrics |= {k.replace("heldout_", f"heldout_{group}_", 1): v
+                    for k, v in heldout_scores(vocoder, frontend, part, tok).items()}
     bench = frontend(torch.cat([w[0] for w in val_waves])[None][..., : 10 * sr // hop * hop])
     threads = torch.get_num_threads()
     metrics["vocoder_rtf_1_thread"] = round(realtime_factor(vocoder, bench, 1), 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -213,6 +214,25 @@ def train_vq(cfg: DictConfig, out_dir: Path, model: VQModel, dataset: torch.util
         result |= {"world_size": trainer.world, "global_batch_size": trainer.world * cfg.task.batch_size,
                    "state_sha256": state_digest(trainer.model)}
     return trainer, result
+
+
+def refit_codebook(trainer: VQTrainer, dataset: torch.utils.data.Dataset, crops: int, val_items: list[torch.Tensor],
+                   seed: int, batch_size: int = 64) -> dict[str, Any]:
+    """Refits the trained (exported) model's codebook on its encoder outputs for ``crops`` training samples
+    (drawn with ``seed``; :meth:`models.quantizer.Quantizer.refit`), then validates again; returns the refit's
+    numbers and the new validation metrics."""
+    model = trainer.export_model
+    batches = infinite_batches(dataset, batch_size, 0, seed)
+    zs = []
+    with torch.inference_mode():
+        for _ in range(math.ceil(crops / batch_size)):
+            x = trainer.layout(next(batches).to(trainer.device)) * 2 - 1
+            z = model.encoder(x)
+            zs.append(z.flatten(2).transpose(1, 2).reshape(-1, z.shape[1]))
+    stats = model.quantizer.refit(torch.cat(zs)[: crops * zs[0].shape[0] // batch_size])
+    log.info("codebook refit on %d crops: quantisation MSE %.4g -> %.4g", crops, stats["refit_mse_before"],
+             stats["refit_mse_after"])
+    return stats | trainer.validate(val_items)
 
 
 @torch.inference_mode()

@@ -1,0 +1,113 @@
+"""Rate–distortion of the small image tokenizer: f8 and f16 at 256…16384 codes against k-means, JPEG and WebP.
+
+Trains one tokenizer per (downsample, codebook size) with the ``experiment=image_small`` recipe
+(``tokenizer/image=tiny`` for f8, ``tiny_f16`` for f16; ``--steps`` steps each, the same for all), then scores them
+all in one ``task=evaluate`` call on the held-out sample photographs, where k-means on raw pixel patches (same patch
+and codes, fitted on the training photographs) and JPEG and WebP at the nearest bits per pixel run beside them.
+Each training run is its own ``train.py`` process with its own folder under ``--out``: a killed benchmark
+skips the tokenizers already saved when it is started again (and ``trainer.resume`` picks up a half-trained one).
+
+    python benchmarks/rate_distortion.py                                  # 8 tokenizers x 1500 steps, CPU
+    python benchmarks/rate_distortion.py --steps 6500 --sizes 256 1024     # the full recipe, fewer sizes
+
+Writes ``<out>/rate_distortion.md`` (the table below plus the evaluation's), ``<out>/rate_distortion.json`` and
+the evaluation's plots (``<out>/evaluate/rd_image_psnr.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TOKENIZERS = {8: "tiny", 16: "tiny_f16"}  # downsample -> tokenizer/image config
+
+
+def train(f: int, k: int, steps: int, folder: Path, extra: list[str]) -> float:
+    """Trains one tokenizer into ``folder`` (skipped when it is saved there already); returns the seconds."""
+    if (folder / "tokenizer/image/config.json").is_file():
+        print(f"f{f} k{k}: saved already in {folder}", flush=True)
+        return 0.0
+    cmd = [sys.executable, str(REPO / "train.py"), "experiment=image_small", f"tokenizer/image={TOKENIZERS[f]}",
+           f"quantizer.codebook_size={k}", f"trainer.max_steps={steps}", f"trainer.val_every={steps}",
+           "task.baseline=false", f"trainer.resume={str((folder / 'checkpoints/last.pt').is_file()).lower()}",
+           f"hydra.run.dir={folder}", *extra]
+    print(f"f{f} k{k}: training {steps} steps ...", flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def summarise(rows: list[dict], pairs: list[tuple[int, int]], steps: int, seconds: dict[str, float]) -> list[dict]:
+    """One line per tokenizer: its PSNR/SSIM and those of k-means, JPEG and WebP at (nearest) the same bits."""
+    def one(pred):
+        return next((r for r in rows if pred(r)), {})
+
+    out = []
+    for f, k in pairs:
+        tok = one(lambda r: r["kind"] == "tokenizer" and r["name"].startswith(f"f{f}_k{k}/"))
+        bpp = math.log2(k) / f**2
+        km = one(lambda r: r["name"] == f"k-means {f}x{f} patches" and abs(r["bits_per_pixel"] - bpp) < 1e-9)
+        line = {"downsample": f, "codes": k, "bpp": bpp, "steps": steps, "train_seconds": seconds.get(f"f{f}_k{k}"),
+                "tokenizer_psnr": tok.get("psnr"), "tokenizer_ssim": tok.get("ssim"),
+                "codebook_usage": tok.get("codebook_usage"), "kmeans_psnr": km.get("psnr"),
+                "kmeans_ssim": km.get("ssim")}
+        for codec in ("JPEG", "WEBP"):
+            c = one(lambda r, c=codec: r["name"] == c and abs(r.get("target_rate", -1) - bpp) < 1e-9)
+            line |= {f"{codec.lower()}_psnr": c.get("psnr"), f"{codec.lower()}_bpp": c.get("bits_per_pixel")}
+        out.append(line)
+    return out
+
+
+def markdown(lines: list[dict]) -> str:
+    def f(v, fmt):
+        return "n/a" if v is None else format(v, fmt)
+
+    head = ("| f | codes | bpp | tokenizer PSNR / SSIM | codes used | k-means PSNR / SSIM | JPEG PSNR @ bpp | "
+            "WebP PSNR @ bpp |\n|---|---|---|---|---|---|---|---|")
+    rows = [f"| {x['downsample']} | {x['codes']} | {x['bpp']:.4f} | {f(x['tokenizer_psnr'], '.2f')} / "
+            f"{f(x['tokenizer_ssim'], '.3f')} | {f(x['codebook_usage'], '.0%')} | {f(x['kmeans_psnr'], '.2f')} / "
+            f"{f(x['kmeans_ssim'], '.3f')} | {f(x['jpeg_psnr'], '.2f')} @ {f(x['jpeg_bpp'], '.3f')} | "
+            f"{f(x['webp_psnr'], '.2f')} @ {f(x['webp_bpp'], '.3f')} |" for x in lines]
+    return "\n".join([head, *rows])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=1500, help="training steps per tokenizer (the recipe: 6500)")
+    ap.add_argument("--downsample", type=int, nargs="+", default=[8, 16], choices=sorted(TOKENIZERS))
+    ap.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384])
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/rate_distortion")
+    ap.add_argument("--max-items", type=int, default=None, help="score only this many held-out images (a quick look)")
+    ap.add_argument("overrides", nargs="*", help="more train.py overrides for every training run")
+    args = ap.parse_args()
+    bad = [k for k in args.sizes if k < 2 or k & (k - 1)]
+    if bad:
+        raise SystemExit(f"--sizes must be powers of two >= 2, got {bad}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    pairs = [(f, k) for f in args.downsample for k in args.sizes]
+    seconds = {f"f{f}_k{k}": train(f, k, args.steps, args.out / f"f{f}_k{k}", args.overrides) for f, k in pairs}
+    folders = ",".join(str(args.out / f"f{f}_k{k}/tokenizer/image") for f, k in pairs)
+    print("evaluating ...", flush=True)
+    subprocess.run([sys.executable, str(REPO / "train.py"), "task=evaluate", f"task.tokenizers=[{folders}]",
+                    f"hydra.run.dir={args.out / 'evaluate'}",
+                    *([f"task.max_items={args.max_items}"] if args.max_items else [])], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    rows = json.loads((args.out / "evaluate/evaluation.json").read_text())["image"]
+    lines = summarise(rows, pairs, args.steps, seconds)
+    table = markdown(lines)
+    (args.out / "rate_distortion.json").write_text(json.dumps(
+        {"steps": args.steps, "threads": os.cpu_count(), "rows": lines}, indent=2) + "\n")
+    (args.out / "rate_distortion.md").write_text(
+        f"# Rate–distortion, {args.steps} steps per tokenizer (held-out sample photographs)\n\n{table}\n\n"
+        f"Every row of the evaluation: `evaluate/metrics.md`; plot: `evaluate/rd_image_psnr.png`.\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
