@@ -46,20 +46,18 @@ def train(f: int, k: int, steps: int, folder: Path, extra: list[str]) -> float:
 
 def summarise(rows: list[dict], pairs: list[tuple[int, int]], steps: int, seconds: dict[str, float]) -> list[dict]:
     """One line per tokenizer: its PSNR/SSIM and those of k-means, JPEG and WebP at (nearest) the same bits."""
-    def one(pred):
-        return next((r for r in rows if pred(r)), {})
-
     out = []
     for f, k in pairs:
-        tok = one(lambda r: r["kind"] == "tokenizer" and r["name"].startswith(f"f{f}_k{k}/"))
         bpp = math.log2(k) / f**2
-        km = one(lambda r: r["name"] == f"k-means {f}x{f} patches" and abs(r["bits_per_pixel"] - bpp) < 1e-9)
+        tok = next((r for r in rows if r["kind"] == "tokenizer" and r["name"].startswith(f"f{f}_k{k}/")), {})
+        km = next((r for r in rows if r["name"] == f"k-means {f}x{f} patches"
+                   and abs(r["bits_per_pixel"] - bpp) < 1e-9), {})
         line = {"downsample": f, "codes": k, "bpp": bpp, "steps": steps, "train_seconds": seconds.get(f"f{f}_k{k}"),
                 "tokenizer_psnr": tok.get("psnr"), "tokenizer_ssim": tok.get("ssim"),
                 "codebook_usage": tok.get("codebook_usage"), "kmeans_psnr": km.get("psnr"),
                 "kmeans_ssim": km.get("ssim")}
         for codec in ("JPEG", "WEBP"):
-            c = one(lambda r, c=codec: r["name"] == c and abs(r.get("target_rate", -1) - bpp) < 1e-9)
+            c = next((r for r in rows if r["name"] == codec and abs(r.get("target_rate", -1) - bpp) < 1e-9), {})
             line |= {f"{codec.lower()}_psnr": c.get("psnr"), f"{codec.lower()}_bpp": c.get("bits_per_pixel")}
         out.append(line)
     return out
