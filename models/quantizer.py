@@ -181,10 +181,15 @@ class Quantizer(nn.Module):
         embed = book.embed[0].float().clone()
         z = z.float()
 
-        def assign(e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            d = torch.cdist(z, e)
-            best = d.argmin(1)
-            return best, d.gather(1, best[:, None]).pow(2).mean()
+        def assign(e: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+            """Nearest code of each vector, in chunks (N x K distances at once would not fit for large K)."""
+            best, err = [], z.new_zeros(())
+            for part in z.split(chunk):
+                d = torch.cdist(part, e)
+                b = d.argmin(1)
+                best.append(b)
+                err = err + d.gather(1, b[:, None]).pow(2).sum()
+            return torch.cat(best), err / len(z)
 
         codes, before = assign(embed)
         for _ in range(iters):
