@@ -93,3 +93,11 @@ def test_split_refuses_one_source(tmp_path):
         split_by_source(files, 0.5, tmp_path, {"a.png": "s", "b.png": "s"})
     with pytest.raises(ValueError, match="val_fraction"):
         split_by_source(files, 1.0, tmp_path)
+
+
+def test_collections_name_the_metadata_file_of_each_clip():
+    from modalities.data.sources import read_collections
+
+    audio = read_collections(SAMPLES / "audio")
+    assert audio["speech_000.flac"] == "transcripts" and audio["real_it_03.flac"] == "recordings"
+    assert sorted(set(audio.values())) == ["recordings", "transcripts"] and len(audio) == 116
