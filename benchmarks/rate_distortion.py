@@ -57,7 +57,10 @@ def summarise(rows: list[dict], pairs: list[tuple[int, int]], steps: int, second
                 "codebook_usage": tok.get("codebook_usage"), "kmeans_psnr": km.get("psnr"),
                 "kmeans_ssim": km.get("ssim")}
         for codec in ("JPEG", "WEBP"):
-            c = next((r for r in rows if r["name"] == codec and abs(r.get("target_rate", -1) - bpp) < 1e-9), {})
+            # the codec's row for this target: task=evaluate keeps one row per file, so a target below the codec's
+            # floor shares the row of the smallest target that gave that file (the nearest one at or below it)
+            asked = [r for r in rows if r["name"] == codec and r.get("target_rate", 1e9) <= bpp + 1e-9]
+            c = max(asked, key=lambda r: r["target_rate"], default={})
             line |= {f"{codec.lower()}_psnr": c.get("psnr"), f"{codec.lower()}_bpp": c.get("bits_per_pixel")}
         out.append(line)
     return out
