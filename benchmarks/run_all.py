@@ -1,6 +1,6 @@
 """Runs every benchmark script in this folder, one after another, each writing its JSON to ``benchmarks/results/``.
 
-    python benchmarks/run_all.py                         # all of them on the CPU (about 40 minutes on 2 cores,
+    python benchmarks/run_all.py                         # all of them on the CPU (about 90 minutes on 2 cores,
                                                          # plus an estimated hour for the real-size external models)
     python benchmarks/run_all.py --device cuda           # the device-aware ones on a GPU, the rest as usual
     python benchmarks/run_all.py --only text image       # a subset, by the names below
@@ -24,6 +24,7 @@ SCRIPTS = {
     "quality": ("reconstruction_quality.py", False),
     "external": ("external_throughput.py", True),
     "scaling": ("train_scaling.py", True),  # 1 and 2 ranks under torchrun (gloo on CPU, NCCL with --device cuda)
+    "rd": ("rate_distortion.py", False),  # 8 image tokenizers trained and scored (about 50 minutes on 2 CPU cores)
 }
 
 
