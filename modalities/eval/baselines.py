@@ -26,9 +26,10 @@ __all__ = ["fit_patch_kmeans", "image_to_patches", "kmeans_mel_baseline", "kmean
            "patches_to_image"]
 
 
-def image_to_patches(x: torch.Tensor, p: int) -> torch.Tensor:
-    """``[B, C, H, W]`` (H, W multiples of p) -> ``[B * H/p * W/p, C * p * p]``."""
-    return F.unfold(x, p, stride=p).transpose(1, 2).reshape(-1, x.shape[1] * p * p)
+def image_to_patches(x: torch.Tensor, p: int, stride: int | None = None) -> torch.Tensor:
+    """``[B, C, H, W]`` (H, W multiples of p) -> ``[B * H/p * W/p, C * p * p]``; with ``stride`` < p, the
+    overlapping patches at that step instead."""
+    return F.unfold(x, p, stride=stride or p).transpose(1, 2).reshape(-1, x.shape[1] * p * p)
 
 
 def patches_to_image(patches: torch.Tensor, shape: tuple[int, ...], p: int) -> torch.Tensor:
@@ -49,9 +50,7 @@ def fit_patch_kmeans(train_images: Sequence[torch.Tensor], patch: int, k: int, m
     crops = [center_crop_multiple(x, patch)[None] for x in train_images]
     train = torch.cat([image_to_patches(x, patch) for x in crops])
     if len(train) < k and patch > 1:
-        step = patch // 2
-        train = torch.cat([F.unfold(x, patch, stride=step).transpose(1, 2).reshape(-1, x.shape[1] * patch**2)
-                           for x in crops])
+        train = torch.cat([image_to_patches(x, patch, stride=patch // 2) for x in crops])
     if len(train) > max_patches:
         train = train[torch.randperm(len(train), generator=torch.Generator().manual_seed(seed))[:max_patches]]
     km = KMeans(k, train.shape[1]).fit(train, iters=iters, seed=seed)

@@ -153,10 +153,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                "griffin_lim_iters": mel_cfg.griffin_lim_iters, **result}
     metrics |= heldout_scores(vocoder, frontend, val_waves, tok, out_dir / "heldout", t.examples)
     collections = read_collections(folder)
-    groups = sorted({collections.get(f.relative_to(folder).as_posix(), "other") for f in val_files})
+    group_of = [collections.get(f.relative_to(folder).as_posix(), "other") for f in val_files]
+    groups = sorted(set(group_of))
     for group in groups if len(groups) > 1 else []:  # e.g. the samples' synthesised and recorded speech apart
-        part = [w for f, w in zip(val_files, val_waves, strict=True)
-                if collections.get(f.relative_to(folder).as_posix(), "other") == group]
+        part = [w for g, w in zip(group_of, val_waves, strict=True) if g == group]
         metrics[f"heldout_{group}_clips"] = len(part)
         metrics |= {k.replace("heldout_", f"heldout_{group}_", 1): v
                     for k, v in heldout_scores(vocoder, frontend, part, tok).items()}
