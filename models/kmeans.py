@@ -12,16 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .nearest import nearest, sq_dists
 from .quantizer import check_range
 
 __all__ = ["KMeans"]
-
-
-def _sq_dists(x: torch.Tensor, c: torch.Tensor, chunk: int = 16384) -> torch.Tensor:
-    """Squared distances ``[N, K]`` between rows of ``x[N, D]`` and ``c[K, D]``, in chunks."""
-    c2 = (c * c).sum(1)
-    out = [((xb * xb).sum(1, keepdim=True) - 2 * xb @ c.T + c2).clamp_min_(0) for xb in x.split(chunk)]
-    return torch.cat(out)
 
 
 class KMeans(nn.Module):
@@ -64,17 +58,32 @@ class KMeans(nn.Module):
         self.centroids.copy_(c)
         return self
 
-    def _seed(self, x: torch.Tensor, g: torch.Generator, max_points: int = 65536) -> torch.Tensor:
-        """k-means++: each new centre drawn with probability proportional to squared distance (on a sample)."""
+    def _seed(self, x: torch.Tensor, g: torch.Generator, max_points: int = 65536,
+              rounds: int = 256) -> torch.Tensor:
+        """k-means++ on a sample of at most ``max_points`` rows: each new centre drawn with probability
+        proportional to the squared distance to the nearest centre so far.
+
+        Up to ``rounds`` centres come one at a time (exact k-means++); for larger ``k`` each round draws
+        ``ceil(k / rounds)`` distinct centres from the same distances, so seeding 16384 codes costs 256 passes
+        over the data rather than 16384 (the batched draw of k-means||, Bahmani et al. 2012)."""
         if x.shape[0] > max_points:
             x = x[torch.randperm(x.shape[0], generator=g)[:max_points].to(x.device)]
-        c = x[torch.randint(x.shape[0], (1,), generator=g).to(x.device)]
-        d = _sq_dists(x, c).squeeze(1)
-        for _ in range(1, self.k):
-            p = d / d.sum() if d.sum() > 0 else torch.full_like(d, 1.0 / len(d))
-            nxt = x[torch.multinomial(p.cpu(), 1, generator=g).to(x.device)]
-            c = torch.cat([c, nxt])
-            d = torch.minimum(d, _sq_dists(x, nxt).squeeze(1))
+        x2 = (x * x).sum(1)
+        per_round = -(-self.k // rounds)
+        c = x.new_empty(self.k, x.shape[1])
+        c[0] = x[int(torch.randint(x.shape[0], (1,), generator=g))]
+        d = sq_dists(x, c[:1], x2).squeeze(1)
+        n = 1
+        while n < self.k:
+            m = min(per_round, self.k - n)
+            alive = int((d > 0).sum())  # points not yet a centre (duplicates of a centre have d == 0 too)
+            if alive >= m:
+                idx = torch.multinomial((d / d.sum()).cpu(), m, replacement=False, generator=g)
+            else:  # fewer distinct points left than centres: take them all, then any points
+                idx = torch.cat([d.nonzero().squeeze(1).cpu(), torch.randint(x.shape[0], (m - alive,), generator=g)])
+            c[n:n + m] = x[idx.to(x.device)]
+            d = torch.minimum(d, sq_dists(x, c[n:n + m], x2).min(1).values)
+            n += m
         return c
 
     def _minibatch(self, x: torch.Tensor, c: torch.Tensor, epochs: int, batch_size: int,
@@ -84,7 +93,7 @@ class KMeans(nn.Module):
             hit = torch.zeros(self.k, dtype=torch.bool, device=x.device)
             for idx in torch.randperm(x.shape[0], generator=g).to(x.device).split(batch_size):
                 xb = x[idx]
-                mind, assign = _sq_dists(xb, c).min(1)
+                mind, assign = nearest(xb, c)
                 n = torch.bincount(assign, minlength=self.k).float()
                 sums = torch.zeros_like(c).index_add_(0, assign, xb)
                 counts += n
@@ -93,7 +102,7 @@ class KMeans(nn.Module):
                 c = c + step * (sums / n.clamp_min(1)[:, None] - c)
             dead = ~hit
             if dead.any():  # re-seed centres no point chose during a whole pass
-                mind, _ = _sq_dists(x, c).min(1)
+                mind, _ = nearest(x, c)
                 c[dead] = x[mind.topk(int(dead.sum())).indices]
                 counts[dead] = 0
         return c
@@ -101,8 +110,7 @@ class KMeans(nn.Module):
     def _lloyd(self, x: torch.Tensor, c: torch.Tensor, iters: int, tol: float) -> torch.Tensor:
         prev = float("inf")
         for _ in range(iters):
-            dist = _sq_dists(x, c)
-            mind, assign = dist.min(1)
+            mind, assign = nearest(x, c)
             counts = torch.bincount(assign, minlength=self.k).float()
             sums = torch.zeros_like(c).index_add_(0, assign, x)
             empty = counts == 0
@@ -118,12 +126,12 @@ class KMeans(nn.Module):
     @torch.no_grad()
     def inertia(self, x: torch.Tensor) -> float:
         """Mean squared distance of the rows of ``x[N, D]`` to their nearest centroid."""
-        return float(_sq_dists(self._check(x), self.centroids).min(1).values.mean())
+        return float(nearest(self._check(x), self.centroids)[0].mean())
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """Index of the nearest centroid, ``long[N]``."""
-        return _sq_dists(self._check(x), self.centroids).argmin(1)
+        return nearest(self._check(x), self.centroids)[1]
 
     def decode(self, ids: torch.Tensor) -> torch.Tensor:
         """Centroids ``[..., D]`` for ids ``long[...]``; raises on ids out of range."""

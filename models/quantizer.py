@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from .nearest import nearest
+
 __all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "fsq_entropy_loss", "usage_and_perplexity"]
 
 QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
@@ -181,26 +183,17 @@ class Quantizer(nn.Module):
         embed = book.embed[0].float().clone()
         z = z.float()
 
-        def assign(e: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-            """Nearest code of each vector, in chunks (N x K distances at once would not fit for large K)."""
-            best, err = [], z.new_zeros(())
-            for part in z.split(chunk):
-                d = torch.cdist(part, e)
-                b = d.argmin(1)
-                best.append(b)
-                err = err + d.gather(1, b[:, None]).pow(2).sum()
-            return torch.cat(best), err / len(z)
-
-        codes, before = assign(embed)
+        before, codes = nearest(z, embed)
+        after = before
         for _ in range(iters):
             counts = torch.bincount(codes, minlength=len(embed)).float()
             sums = torch.zeros_like(embed).index_add_(0, codes, z)
             embed = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], embed)
-            codes, after = assign(embed)
+            after, codes = nearest(z, embed)
         counts = torch.bincount(codes, minlength=len(embed)).float()
         book.embed[0].copy_(embed)
         book.embed_avg[0].copy_(embed * book.cluster_size[0][:, None])  # the EMA state stays consistent
-        return {"refit_mse_before": float(before) / self.dim, "refit_mse_after": float(after) / self.dim,
+        return {"refit_mse_before": float(before.mean()) / self.dim, "refit_mse_after": float(after.mean()) / self.dim,
                 "refit_codes_used": int((counts > 0).sum())}
 
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:

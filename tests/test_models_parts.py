@@ -7,7 +7,11 @@ import torch
 
 from modalities.eval.baselines import image_to_patches, kmeans_patch_baseline, patches_to_image
 from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from models.kmeans import KMeans
+from models.nearest import nearest
 
 
 def test_patch_discriminator_shapes():
@@ -40,6 +44,37 @@ def test_kmeans_recovers_separated_clusters():
         km.predict(torch.zeros(3))
     with pytest.raises(ValueError, match="k-means id 4 at position \\(0,\\) is out of range \\[0, 4\\)"):
         km.decode(torch.tensor([4]))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 40), k=st.integers(1, 12), d=st.integers(1, 5), budget=st.integers(1, 64),
+       seed=st.integers(0, 2**16))
+def test_nearest_matches_brute_force_in_any_chunking(n, k, d, budget, seed):
+    g = torch.Generator().manual_seed(seed)
+    x, c = torch.randn(n, d, generator=g, dtype=torch.float64), torch.randn(k, d, generator=g, dtype=torch.float64)
+    full = ((x[:, None] - c[None]) ** 2).sum(-1)
+    dist, index = nearest(x, c, max_elements=budget)  # budget < k: one row per chunk
+    assert dist.shape == index.shape == (n,)
+    assert torch.allclose(dist, full.min(1).values, atol=1e-9)
+    assert torch.allclose(full.gather(1, index[:, None]).squeeze(1), full.min(1).values, atol=1e-9)
+    with pytest.raises(ValueError, match="nearest needs x\\[N, D\\] and c\\[K, D\\]"):
+        nearest(x, c[:, :0] if d > 1 else torch.zeros(k, 2))
+
+
+def test_kmeans_seeding_in_rounds_picks_distinct_points_and_covers_clusters():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(40, 8, generator=g) * 20
+    x = centres.repeat_interleave(50, 0) + 0.01 * torch.randn(2000, 8, generator=g)
+    km = KMeans(40, 8)
+    seeds = km._seed(x, torch.Generator().manual_seed(0), rounds=5)  # 8 centres a round
+    assert seeds.shape == (40, 8) and len(torch.unique(seeds, dim=0)) == 40
+    # D^2 draws in rounds still land in most clusters: one centre per cluster for at least 30 of the 40
+    assert len(set(nearest(seeds, centres)[1].tolist())) >= 30
+    km.fit(x, seed=0)
+    assert km.inertia(x) < 1.0  # Lloyd then settles: inertia near the noise, not the cluster spread (~3200)
+    dup = torch.zeros(30, 2)
+    dup[:3, 0] = torch.arange(3.0)  # three distinct points among thirty: every one becomes a centre
+    assert len(torch.unique(KMeans(5, 2)._seed(dup, torch.Generator().manual_seed(0), rounds=2), dim=0)) == 3
 
 
 def test_patches_roundtrip_and_baseline_improves_with_k():

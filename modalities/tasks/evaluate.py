@@ -151,6 +151,7 @@ def _image_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.devic
     if "kmeans" in baselines:
         train = [load_image(p) for p in fit]
         for f, k in sorted({(t.downsample, t.codebook_size) for t in toks.values() if t.num_codebooks == 1}):
+            log.info("fitting k-means on %dx%d pixel patches of %d training images, %d codes ...", f, f, len(train), k)
             quantise = fit_patch_kmeans(train, f, k, seed=cfg.seed)
             bits = sum(x.shape[-1] * x.shape[-2] for x in images) * math.log2(k) / f**2
             rows.append({"name": f"k-means {f}x{f} patches", "kind": "baseline"}

@@ -77,17 +77,22 @@ def realtime_factor(vocoder: MelVocoder, mel: torch.Tensor, threads: int, repeat
 @torch.inference_mode()
 def heldout_scores(vocoder: MelVocoder, frontend: LogMel, waves: list[torch.Tensor],
                    tok: SpectrogramTokenizer | None = None, out: Path | None = None,
-                   examples: int = 0) -> dict[str, float]:
+                   examples: int = 0, groups: list[str] | None = None) -> dict[str, float]:
     """Mean scores over ``waves`` (each ``[1, T]``, ``T`` whole mel frames, or whole tokens with ``tok``) of
     ``vocoder`` and Griffin-Lim from the true mel, and with ``tok`` from its decoded mel (``tokens_vocoder``,
     ``tokens_griffin_lim``); keys ``heldout_<method>_<metric>``. Metrics: those of
     :func:`modalities.eval.audio_metrics.audio_metrics` (PESQ wb, STOI, SI-SDR, ``mel_distance`` and
     ``stft_distance`` at their fixed settings) plus ``mel_l1_db``, the log-mel L1 in dB through the tokenizer's own
-    front end (``frontend``). The first ``examples`` clips are written to ``out`` as WAV."""
+    front end (``frontend``). The first ``examples`` clips are written to ``out`` as WAV.
+
+    ``groups`` names each clip's collection; with two or more names the means of each collection come too
+    (``heldout_<group>_<method>_<metric>`` and ``heldout_<group>_clips``), from the same per-clip scores."""
     from ..eval.audio_metrics import audio_metrics
 
+    if groups is not None and len(groups) != len(waves):
+        raise ValueError(f"heldout_scores got {len(groups)} group names for {len(waves)} clips")
     sr = frontend.cfg.sample_rate
-    sums: dict[str, float] = {}
+    rows: list[dict[str, float]] = []  # per clip: "<method>_<metric>" -> value
     for i, wave in enumerate(waves):
         wave = wave.cpu().float()
         mel = frontend(wave)
@@ -96,20 +101,29 @@ def heldout_scores(vocoder: MelVocoder, frontend: LogMel, waves: list[torch.Tens
             db = tok.decode_mel(tok.encode(wave, sample_rate=sr)).cpu()
             decoded = ((db - frontend.cfg.min_db) / frontend.db_range)[:, None]
             outs |= {"tokens_vocoder": vocoder(decoded).wave, "tokens_griffin_lim": griffin_lim(frontend, decoded, i)}
-        ref = wave[0]
+        ref, scores = wave[0], {}
         for name, pred in outs.items():
             pred = pred[0, : ref.shape[-1]]
             row = audio_metrics(pred, ref, sr)
             row.pop("seconds")
             row["mel_l1_db"] = float((frontend(pred[None]) - mel).abs().mean()) * frontend.db_range
-            for k, v in row.items():
-                key = f"heldout_{name}_{k}"
-                sums[key] = sums.get(key, 0.0) + float(v)
+            scores |= {f"{name}_{k}": float(v) for k, v in row.items()}
             if out is not None and i < examples:
                 save_wav(out / f"{i:02d}_{name}.wav", pred, sr)
         if out is not None and i < examples:
             save_wav(out / f"{i:02d}_original.wav", ref, sr)
-    return {k: round(v / len(waves), 4) for k, v in sums.items()}
+        rows.append(scores)
+
+    def means(prefix: str, part: list[dict[str, float]]) -> dict[str, float]:
+        return {f"{prefix}{k}": round(sum(r[k] for r in part) / len(part), 4) for k in part[0]}
+
+    result = means("heldout_", rows)
+    names = sorted(set(groups or []))
+    for group in names if len(names) > 1 else []:  # e.g. the samples' synthesised and recorded speech apart
+        part = [r for r, g in zip(rows, groups, strict=True) if g == group]
+        result[f"heldout_{group}_clips"] = len(part)
+        result |= means(f"heldout_{group}_", part)
+    return result
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -151,15 +165,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     metrics = {"task": "vocoder", "parameters": sum(p.numel() for p in vocoder.parameters()),
                "train_files": len(train_files), "val_files": len(val_files), "mel_hop": hop, "n_fft": vocoder.n_fft,
                "griffin_lim_iters": mel_cfg.griffin_lim_iters, **result}
-    metrics |= heldout_scores(vocoder, frontend, val_waves, tok, out_dir / "heldout", t.examples)
     collections = read_collections(folder)
     group_of = [collections.get(f.relative_to(folder).as_posix(), "other") for f in val_files]
-    groups = sorted(set(group_of))
-    for group in groups if len(groups) > 1 else []:  # e.g. the samples' synthesised and recorded speech apart
-        part = [w for g, w in zip(group_of, val_waves, strict=True) if g == group]
-        metrics[f"heldout_{group}_clips"] = len(part)
-        metrics |= {k.replace("heldout_", f"heldout_{group}_", 1): v
-                    for k, v in heldout_scores(vocoder, frontend, part, tok).items()}
+    metrics |= heldout_scores(vocoder, frontend, val_waves, tok, out_dir / "heldout", t.examples, group_of)
     bench = frontend(torch.cat([w[0] for w in val_waves])[None][..., : 10 * sr // hop * hop])
     threads = torch.get_num_threads()
     metrics["vocoder_rtf_1_thread"] = round(realtime_factor(vocoder, bench, 1), 1)
