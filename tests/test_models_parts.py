@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from modalities.eval.baselines import image_to_patches, kmeans_patch_baseline, patches_to_image
-from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from modalities.eval.baselines import image_to_patches, kmeans_patch_baseline, patches_to_image
+from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
 from models.kmeans import KMeans
 from models.nearest import nearest
 
