@@ -10,8 +10,9 @@ skips the tokenizers already saved when it is started again (and ``trainer.resum
     python benchmarks/rate_distortion.py                                  # 8 tokenizers x 1500 steps, CPU
     python benchmarks/rate_distortion.py --steps 6500 --sizes 256 1024     # the full recipe, fewer sizes
 
-Writes ``<out>/rate_distortion.md`` (the table below plus the evaluation's), ``<out>/rate_distortion.json`` and
-the evaluation's plots (``<out>/evaluate/rd_image_psnr.png``).
+Writes ``<out>/rate_distortion.md`` (the table), ``<out>/rate_distortion.json``, ``<out>/rate_distortion.png``
+(PSNR against bits per pixel: a curve per downsample, k-means per patch size, JPEG and WebP near these rates)
+and the evaluation's own rows and plots under ``<out>/evaluate/``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from modalities.eval.rd import plot_rate_distortion
 
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZERS = {8: "tiny", 16: "tiny_f16"}  # downsample -> tokenizer/image config
@@ -66,6 +69,21 @@ def summarise(rows: list[dict], pairs: list[tuple[int, int]], steps: int, second
     return out
 
 
+def plot_points(rows: list[dict], pairs: list[tuple[int, int]]) -> list[dict]:
+    """The evaluation's rows as curves: one per downsample for the tokenizers ("tokenizer f8"), k-means per patch
+    size, and JPEG and WebP up to 1.5x the largest tokenizer rate (their lowest point always kept: the floor)."""
+    top = 1.5 * max(math.log2(k) / f**2 for f, k in pairs)
+    floors = {n: min(r["bits_per_pixel"] for r in rows if r["name"] == n) for n in ("JPEG", "WEBP")
+              if any(r["name"] == n for r in rows)}
+    points = []
+    for r in rows:
+        name = next((f"tokenizer f{f}" for f, k in pairs if r["name"].startswith(f"f{f}_k{k}/")), r["name"])
+        if name in floors and r["bits_per_pixel"] > max(top, floors[name]):
+            continue
+        points.append({"name": name, "bits_per_pixel": r["bits_per_pixel"], "psnr": r.get("psnr")})
+    return points
+
+
 def markdown(lines: list[dict]) -> str:
     def f(v, fmt):
         return "n/a" if v is None else format(v, fmt)
@@ -106,7 +124,9 @@ def main() -> None:
         {"steps": args.steps, "threads": os.cpu_count(), "rows": lines}, indent=2) + "\n")
     (args.out / "rate_distortion.md").write_text(
         f"# Rate–distortion, {args.steps} steps per tokenizer (held-out sample photographs)\n\n{table}\n\n"
-        f"Every row of the evaluation: `evaluate/metrics.md`; plot: `evaluate/rd_image_psnr.png`.\n")
+        f"Plot: `rate_distortion.png`. Every row of the evaluation: `evaluate/metrics.md`.\n")
+    plot_rate_distortion(plot_points(rows, pairs), "bits_per_pixel", "psnr", args.out / "rate_distortion.png",
+                         title=f"held-out photographs, {args.steps} steps per tokenizer")
     print(table)
 
 

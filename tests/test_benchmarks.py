@@ -146,6 +146,26 @@ def test_run_all_lists_every_script_and_forwards_the_device():
     assert device["image_throughput.py"] and device["lm_throughput.py"] and not device["text_throughput.py"]
 
 
+def test_rate_distortion_plot_points_join_tokenizers_and_trim_codecs():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from rate_distortion import plot_points
+    finally:
+        sys.path.pop(0)
+    rows = [{"name": "f8_k256/tokenizer/image", "kind": "tokenizer", "bits_per_pixel": 0.125, "psnr": 21.0},
+            {"name": "f8_k1024/tokenizer/image", "kind": "tokenizer", "bits_per_pixel": 0.15625, "psnr": 21.5},
+            {"name": "f16_k256/tokenizer/image", "kind": "tokenizer", "bits_per_pixel": 0.03125, "psnr": 17.0},
+            {"name": "k-means 8x8 patches", "kind": "baseline", "bits_per_pixel": 0.125, "psnr": 20.0},
+            {"name": "JPEG", "kind": "baseline", "bits_per_pixel": 0.242, "psnr": 21.2},   # the floor: kept
+            {"name": "JPEG", "kind": "baseline", "bits_per_pixel": 0.5, "psnr": 27.0},     # > 1.5 x 0.156: dropped
+            {"name": "WEBP", "kind": "baseline", "bits_per_pixel": 0.15, "psnr": 25.0},
+            {"name": "WEBP", "kind": "baseline", "bits_per_pixel": 0.23, "psnr": 27.0}]   # <= 0.234: kept
+    pts = plot_points(rows, [(8, 256), (8, 1024), (16, 256)])
+    assert [(p["name"], p["bits_per_pixel"]) for p in pts] == [
+        ("tokenizer f8", 0.125), ("tokenizer f8", 0.15625), ("tokenizer f16", 0.03125), ("k-means 8x8 patches", 0.125),
+        ("JPEG", 0.242), ("WEBP", 0.15), ("WEBP", 0.23)]
+
+
 @pytest.mark.slow
 def test_rate_distortion_script(tmp_path):
     """Four tokenizers (f8 and f16, 16 and 32 codes) of 3 steps, scored with k-means, JPEG and WebP in one
@@ -161,6 +181,7 @@ def test_rate_distortion_script(tmp_path):
         assert all(isinstance(r[k], float) and r[k] > 5 for k in ("tokenizer_psnr", "kmeans_psnr", "webp_psnr")), r
         assert r["jpeg_bpp"] > 0 and r["train_seconds"] > 0
     assert "| 16 | 32 | 0.0195 |" in (tmp_path / "rd/rate_distortion.md").read_text()
+    assert (tmp_path / "rd/rate_distortion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = subprocess.run([*cmd, "--downsample", "16", "--sizes", "32"], cwd=REPO, capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0 and again.stdout.count("saved already") == 1, again.stderr[-3000:]
