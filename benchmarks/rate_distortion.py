@@ -8,7 +8,7 @@ Each training run is its own ``train.py`` process with its own folder under ``--
 skips the tokenizers already saved when it is started again (and ``trainer.resume`` picks up a half-trained one).
 
     python benchmarks/rate_distortion.py                                  # 8 tokenizers x 1500 steps, CPU
-    python benchmarks/rate_distortion.py --steps 6500 --sizes 256 1024     # the full recipe, fewer sizes
+    python benchmarks/rate_distortion.py --steps 5000 --sizes 256 1024     # the full recipe, fewer sizes
 
 Writes ``<out>/rate_distortion.md`` (the table), ``<out>/rate_distortion.json``, ``<out>/rate_distortion.png``
 (PSNR against bits per pixel: a curve per downsample, k-means per patch size, JPEG and WebP near these rates)
@@ -99,7 +99,7 @@ def markdown(lines: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--steps", type=int, default=1500, help="training steps per tokenizer (the recipe: 6500)")
+    ap.add_argument("--steps", type=int, default=1500, help="training steps per tokenizer (the recipe: 5000)")
     ap.add_argument("--downsample", type=int, nargs="+", default=[8, 16], choices=sorted(TOKENIZERS))
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/rate_distortion")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .nearest import nearest, sq_dists
+from .nearest import centre_means, nearest, sq_dists
 from .quantizer import check_range
 
 __all__ = ["KMeans"]
@@ -111,10 +111,8 @@ class KMeans(nn.Module):
         prev = float("inf")
         for _ in range(iters):
             mind, assign = nearest(x, c)
-            counts = torch.bincount(assign, minlength=self.k).float()
-            sums = torch.zeros_like(c).index_add_(0, assign, x)
+            c, counts = centre_means(x, assign, c)
             empty = counts == 0
-            c = torch.where(empty[:, None], c, sums / counts.clamp_min(1)[:, None])
             if empty.any():  # re-seed empty clusters with the points farthest from their centre
                 c[empty] = x[mind.topk(int(empty.sum())).indices]
             inertia = float(mind.mean())

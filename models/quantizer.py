@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .nearest import nearest
+from .nearest import centre_means, nearest
 
 __all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "fsq_entropy_loss", "usage_and_perplexity"]
 
@@ -186,9 +186,7 @@ class Quantizer(nn.Module):
         before, codes = nearest(z, embed)
         after = before
         for _ in range(iters):
-            counts = torch.bincount(codes, minlength=len(embed)).float()
-            sums = torch.zeros_like(embed).index_add_(0, codes, z)
-            embed = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], embed)
+            embed = centre_means(z, codes, embed)[0]
             after, codes = nearest(z, embed)
         counts = torch.bincount(codes, minlength=len(embed)).float()
         book.embed[0].copy_(embed)
