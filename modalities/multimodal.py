@@ -132,15 +132,23 @@ class MultimodalTokenizer:
             (text first by convention). Names of media tokenizers default to their kind
             (``image``, ``video``, ``audio``); a second tokenizer of a kind needs another name.
         registry: an existing layout to fit into (each range must match its tokenizer);
-            by default a new one.
+            by default a new one, laid on the base LLM's vocabulary when a text tokenizer
+            comes from :meth:`TextTokenizer.from_hf <modalities.text.TextTokenizer.from_hf>`.
     """
 
     def __init__(self, tokenizers: dict[str, Tokenizer], registry: VocabRegistry | None = None) -> None:
         if not tokenizers:
             raise ValueError("a MultimodalTokenizer needs at least one tokenizer")
-        self.registry = registry if registry is not None else VocabRegistry()
         self.tokenizers = dict(tokenizers)
-        for name, tok in self.tokenizers.items():
+        # a text tokenizer from a pretrained LLM (TextTokenizer.from_hf) lays the registry on its base:
+        # its range goes first, at offset 0, whatever the order of the dict
+        bases = [(n, t) for n, t in self.tokenizers.items() if getattr(t, "base_vocab", None) is not None]
+        if len(bases) > 1:
+            raise ValueError(f"text tokenizers {[n for n, _ in bases]} each wrap a base LLM vocabulary; "
+                             f"a registry is laid on at most one")
+        self.registry = registry if registry is not None else VocabRegistry(
+            base=bases[0][1].base_vocab if bases else None)
+        for name, tok in bases + [(n, t) for n, t in self.tokenizers.items() if (n, t) not in bases]:
             tok.register(self.registry, name)
 
     # ------------------------------------------------------------ dispatch

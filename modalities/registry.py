@@ -17,6 +17,22 @@ Layout (ids grow left to right, nothing ever moves)::
 The layout serialises to JSON with a fingerprint (a hash of the layout).
 A model or a token file records the fingerprint of the registry it was made
 with and refuses any other.
+
+**On top of a base LLM** (``VocabRegistry(base=BaseVocab...)``, what
+:class:`~modalities.multimodal.MultimodalTokenizer` builds when its text
+tokenizer comes from :meth:`TextTokenizer.from_hf <modalities.text.TextTokenizer.from_hf>`)::
+
+    [ base tokenizer's ids (text, offset 0) | mmtok special slots | modality 2 | ... | padding ]
+
+* Text ids are the base tokenizer's own ids, so a prompt means to the LLM what it always meant.
+* ``<bos>``/``<eos>``/``<pad>`` are the base's own tokens where its ``tokenizer_config.json``
+  names them; every other mmtok control (begin/end of each modality, ``<eor>``, ``<eof>``,
+  the geometry digits, a ``<pad>`` the base lacks) gets a slot after the base range.
+* The base's other special tokens (chat markers, reserved slots) have modality 0 like
+  controls but belong to no mmtok stream: text never produces them and the stream
+  grammar never allows them.
+* The fingerprint covers the base (the SHA-256 of its ``tokenizer.json``), so token
+  files made on another base are refused.
 """
 
 from __future__ import annotations
@@ -25,13 +41,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 from .data.fileio import atomic_write_text, read_json
 
 __all__ = [
+    "BaseVocab",
     "KINDS",
     "KIND_NDIM",
     "Modality",
@@ -41,7 +58,8 @@ __all__ = [
 ]
 
 FORMAT = "mmtok-registry"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  #: written for the own layout (unchanged since the first release)
+FORMAT_VERSION_BASE = 2  #: written for a layout on a base vocabulary
 
 #: modality kinds and the number of dimensions of their local codes
 #: (text ``[n]``, image ``[h, w]``, audio ``[K, T]``, video ``[t, h, w]``).
@@ -58,6 +76,10 @@ BASE_SPECIALS = ("<pad>", "<bos>", "<eos>", "<eor>", "<eof>") + tuple(f"<#{d}>" 
 #: short begin/end names for the standard media modalities; others get
 #: ``<|begin:NAME|>`` and ``<|end:NAME|>``.
 _BRACKETS = {"image": ("<boi>", "<eoi>"), "video": ("<bov>", "<eov>"), "audio": ("<boa>", "<eoa>")}
+
+
+#: mmtok controls that a base LLM's tokenizer may provide itself
+BASE_CONTROLS = ("<pad>", "<bos>", "<eos>")
 
 
 class RegistryError(ValueError):
@@ -101,6 +123,50 @@ class Modality:
         return KIND_NDIM[self.kind]
 
 
+@dataclass(frozen=True)
+class BaseVocab:
+    """A pretrained LLM's tokenizer that a registry is laid on top of.
+
+    Attributes:
+        size: ids the base tokenizer uses, added tokens included (its ``len(tokenizer)``);
+            the text range is ``[0, size)``.
+        sha256: SHA-256 of the base's ``tokenizer.json`` (part of the registry fingerprint).
+        controls: mmtok control name (``"<bos>"``, ``"<eos>"``, ``"<pad>"``) -> the base's own id for it,
+            as pairs sorted by name.
+        reserved: the base's special tokens as ``(id, content)`` pairs sorted by id (controls among them):
+            ids of the text range that text never produces and streams never hold, except as controls.
+        name: a label for messages (the folder it came from); not part of the fingerprint.
+    """
+
+    size: int
+    sha256: str
+    controls: tuple[tuple[str, int], ...] = ()
+    reserved: tuple[tuple[int, str], ...] = ()
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
+            raise RegistryError(f"base vocabulary size must be a positive int, got {self.size!r}")
+        for n, i in self.controls:
+            if n not in BASE_CONTROLS:
+                raise RegistryError(f"base control {n!r} is not one of {list(BASE_CONTROLS)}")
+            if not 0 <= i < self.size:
+                raise RegistryError(f"base control {n} has id {i}, outside the base vocabulary [0, {self.size})")
+        for i, _ in self.reserved:
+            if not 0 <= i < self.size:
+                raise RegistryError(f"base special token id {i} is outside the base vocabulary [0, {self.size})")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description (the name is left out: it does not change the layout)."""
+        return {"size": self.size, "sha256": self.sha256, "controls": dict(self.controls),
+                "reserved": {str(i): c for i, c in self.reserved}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], name: str = "") -> BaseVocab:
+        return cls(int(d["size"]), str(d["sha256"]), tuple(sorted((str(k), int(v)) for k, v in d["controls"].items())),
+                   tuple(sorted((int(k), str(v)) for k, v in d["reserved"].items())), name)
+
+
 def _as_ids(ids: Any, what: str) -> torch.Tensor:
     """Turns ints, lists, numpy arrays or tensors into an int64 tensor, refusing floats."""
     if isinstance(ids, torch.Tensor):
@@ -136,31 +202,76 @@ class VocabRegistry:
         reg.vocab_size                       # padded to a multiple of 128
 
     Args:
-        num_special_slots: ids reserved for specials before the first modality.
+        num_special_slots: ids reserved for specials before the first media modality.
             Fixed for the life of a layout; leave room for future specials.
         pad_multiple: ``vocab_size`` is rounded up to a multiple of this.
+        base: lay the registry on top of a pretrained LLM's tokenizer (see the module
+            docstring): the first modality added must be its text range ``[0, base.size)``,
+            the special slots follow it.
+
+    The ids of ``<pad>``, ``<bos>``, ``<eos>``, ``<eor>`` and ``<eof>`` are properties of a
+    layout (:attr:`pad_id`, :attr:`bos_id`...), not constants.
     """
 
-    #: fixed ids of the base specials (the same in every layout)
-    pad_id: ClassVar[int] = BASE_SPECIALS.index("<pad>")
-    bos_id: ClassVar[int] = BASE_SPECIALS.index("<bos>")
-    eos_id: ClassVar[int] = BASE_SPECIALS.index("<eos>")
-    eor_id: ClassVar[int] = BASE_SPECIALS.index("<eor>")  #: end of row in image/audio/video segments
-    eof_id: ClassVar[int] = BASE_SPECIALS.index("<eof>")  #: end of frame in video segments
-
-    def __init__(self, num_special_slots: int = 256, pad_multiple: int = 128) -> None:
+    def __init__(self, num_special_slots: int = 256, pad_multiple: int = 128, base: BaseVocab | None = None) -> None:
         if num_special_slots < len(BASE_SPECIALS) + 2:
             raise RegistryError(f"num_special_slots={num_special_slots} is too small: the base specials alone "
                                 f"need {len(BASE_SPECIALS)}")
         if pad_multiple < 1:
             raise RegistryError(f"pad_multiple must be >= 1, got {pad_multiple}")
+        if base is not None and not isinstance(base, BaseVocab):
+            raise RegistryError(f"base must be a BaseVocab, got {type(base).__name__}")
         self.num_special_slots = int(num_special_slots)
         self.pad_multiple = int(pad_multiple)
-        self._specials: list[str] = list(BASE_SPECIALS)
-        self._special_ids: dict[str, int] = {s: i for i, s in enumerate(self._specials)}
+        self.base = base
+        #: first id of the special slots (0, or the base vocabulary's size)
+        self.special_start = base.size if base is not None else 0
+        controls = dict(base.controls) if base is not None else {}
+        self._specials: list[str] = [s for s in BASE_SPECIALS if s not in controls]
+        self._special_ids: dict[str, int] = {s: self.special_start + i for i, s in enumerate(self._specials)}
+        self._special_ids.update(controls)
+        self._names: dict[int, str] = {i: s for s, i in self._special_ids.items()}
+        if base is not None:
+            for i, content in base.reserved:
+                self._names.setdefault(i, content)
         self._modalities: list[Modality] = []
         self._by_name: dict[str, Modality] = {}
         self._cache: dict[tuple[str, torch.device], torch.Tensor] = {}
+
+    # ------------------------------------------------------- control ids
+    @property
+    def pad_id(self) -> int:
+        """Id of ``<pad>`` (the base's own pad token on a base vocabulary that has one)."""
+        return self._special_ids["<pad>"]
+
+    @property
+    def bos_id(self) -> int:
+        """Id of ``<bos>`` (the base's own when it has one)."""
+        return self._special_ids["<bos>"]
+
+    @property
+    def eos_id(self) -> int:
+        """Id of ``<eos>`` (the base's own when it has one)."""
+        return self._special_ids["<eos>"]
+
+    @property
+    def eor_id(self) -> int:
+        """Id of ``<eor>``, the end of a row in image/audio/video segments."""
+        return self._special_ids["<eor>"]
+
+    @property
+    def eof_id(self) -> int:
+        """Id of ``<eof>``, the end of a frame in video segments."""
+        return self._special_ids["<eof>"]
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        """Every mmtok control name -> its global id (slots and the base's own controls)."""
+        return dict(self._special_ids)
+
+    @property
+    def _slots_stop(self) -> int:
+        return self.special_start + self.num_special_slots
 
     # ------------------------------------------------------------------ build
     def add_special(self, name: str) -> int:
@@ -173,7 +284,9 @@ class VocabRegistry:
             raise RegistryError(f"no free special slot for {name!r}: all {self.num_special_slots} are used; "
                                 f"create the registry with a larger num_special_slots")
         self._specials.append(name)
-        self._special_ids[name] = len(self._specials) - 1
+        self._special_ids[name] = self.special_start + len(self._specials) - 1
+        self._names[self._special_ids[name]] = name
+        self._cache.clear()
         return self._special_ids[name]
 
     def add_modality(self, name: str, size: int, kind: str | None = None) -> Modality:
@@ -195,6 +308,10 @@ class VocabRegistry:
                                 f"(pass kind= when the name is not a kind)")
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise RegistryError(f"modality {name!r}: size must be a positive int, got {size!r}")
+        if self.base is not None and not self._modalities and (kind != "text" or size != self.base.size):
+            raise RegistryError(f"modality {name!r}: a registry on a base vocabulary of {self.base.size} ids "
+                                f"({self.base.name or self.base.sha256[:12]}) starts with that base's text range; "
+                                f"got {kind} of size {size} (use TextTokenizer.from_hf on the base's folder)")
         begin = end = None
         if kind != "text":
             begin, end = _BRACKETS.get(name, (f"<|begin:{name}|>", f"<|end:{name}|>"))
@@ -205,7 +322,10 @@ class VocabRegistry:
                     raise RegistryError(f"modality {name!r}: special {s!r} already exists")
             self.add_special(begin)
             self.add_special(end)
-        offset = self._modalities[-1].stop if self._modalities else self.num_special_slots
+        if self.base is not None and not self._modalities:
+            offset = 0
+        else:
+            offset = max(self._modalities[-1].stop, self._slots_stop) if self._modalities else self.num_special_slots
         m = Modality(name, kind, size, offset, len(self._modalities) + 1, begin, end)
         self._modalities.append(m)
         self._by_name[name] = m
@@ -220,13 +340,14 @@ class VocabRegistry:
 
     @property
     def specials(self) -> tuple[str, ...]:
-        """Special token names; the position in the tuple is the id."""
+        """Names of the special slots in use; the id of ``specials[i]`` is ``special_start + i``
+        (so the position is the id in the own layout). Base-provided controls are in :attr:`special_ids`."""
         return tuple(self._specials)
 
     @property
     def used_size(self) -> int:
         """Number of ids in use: special slots plus every modality range."""
-        return self._modalities[-1].stop if self._modalities else self.num_special_slots
+        return max(self._modalities[-1].stop, self._slots_stop) if self._modalities else self._slots_stop
 
     @property
     def vocab_size(self) -> int:
@@ -257,21 +378,22 @@ class VocabRegistry:
             raise RegistryError(f"unknown special token {name!r}") from None
 
     def special_name(self, token_id: int) -> str:
-        """Name of the special token with this id."""
-        if not 0 <= token_id < len(self._specials):
-            raise RegistryError(f"id {token_id} is not an assigned special token")
-        return self._specials[token_id]
+        """Name of the special token with this id (a control, or one of the base's own special tokens)."""
+        try:
+            return self._names[token_id]
+        except KeyError:
+            raise RegistryError(f"id {token_id} is not an assigned special token") from None
 
     def digit_id(self, d: int) -> int:
         """Id of geometry digit ``<#d>``."""
         if not 0 <= d < DIGIT_BASE:
             raise RegistryError(f"geometry digit must be in [0, {DIGIT_BASE}), got {d}")
-        return BASE_SPECIALS.index("<#0>") + d
+        return self._special_ids["<#0>"] + d
 
     def describe(self, token_id: int) -> str:
         """Human-readable name of any valid global id (for error messages)."""
-        if 0 <= token_id < len(self._specials):
-            return self._specials[token_id]
+        if token_id in self._names:
+            return self._names[token_id]
         for m in self._modalities:
             if m.offset <= token_id < m.stop:
                 return f"{m.name}:{token_id - m.offset}"
@@ -293,13 +415,29 @@ class VocabRegistry:
         return t + m.offset
 
     def _table(self, what: str, device: torch.device) -> torch.Tensor:
-        """Cached per-device tensor of range ``stops`` (specials first) or ``offsets`` (by modality index)."""
+        """Cached per-device tensors: range ``stops`` (specials first), ``offsets`` (by modality index), or
+        ``index`` (the modality index of every id below ``used_size``; -1 where an id is not valid)."""
         key = (what, device)
         if key not in self._cache:
-            vals = ([self.num_special_slots] + [m.stop for m in self._modalities] if what == "stops"
-                    else [0] + [m.offset for m in self._modalities])
-            self._cache[key] = torch.tensor(vals, dtype=torch.long, device=device)
+            if what == "index":
+                vals = torch.full((self.used_size,), -1, dtype=torch.long)
+                for m in self._modalities:
+                    vals[m.offset:m.stop] = m.index
+                vals[list(self._names)] = 0  # controls, and the base's own special tokens
+                self._cache[key] = vals.to(device)
+            else:
+                vals = ([self.num_special_slots] + [m.stop for m in self._modalities] if what == "stops"
+                        else [0] + [m.offset for m in self._modalities])
+                self._cache[key] = torch.tensor(vals, dtype=torch.long, device=device)
         return self._cache[key]
+
+    def ids_of(self, name: str, device: torch.device | str = "cpu") -> torch.Tensor:
+        """BoolTensor[vocab_size]: the ids that are codes of modality ``name`` (on a base vocabulary the
+        text range without the base's special tokens)."""
+        m = self.modality(name)
+        mask = torch.zeros(self.vocab_size, dtype=torch.bool)
+        mask[:self.used_size] = self._table("index", torch.device("cpu")) == m.index
+        return mask.to(device)
 
     def modality_of(self, ids: Any) -> torch.Tensor:
         """Modality index of each global id (``0`` for specials), same shape as ``ids``.
@@ -308,14 +446,19 @@ class VocabRegistry:
         padding, beyond the vocabulary, or an unassigned special slot.
         """
         t = _as_ids(ids, "global ids")
-        bad = (t < 0) | (t >= self.used_size) | ((t >= len(self._specials)) & (t < self.num_special_slots))
+        if self.base is None:  # ranges only: a binary search, no table
+            bad = (t < 0) | (t >= self.used_size) | ((t >= len(self._specials)) & (t < self.num_special_slots))
+            index = None
+        else:
+            index = self._table("index", t.device)[t.clamp(0, self.used_size - 1)]
+            bad = (t < 0) | (t >= self.used_size) | (index < 0)
         if bad.any():
             pos = _first_bad(bad)
             v = int(t[pos])
-            why = ("an unassigned special slot" if len(self._specials) <= v < self.num_special_slots
-                   else f"outside the vocabulary [0, {self.used_size})")
+            free = self.special_start + len(self._specials) <= v < self._slots_stop
+            why = "an unassigned special slot" if free else f"outside the vocabulary [0, {self.used_size})"
             raise RegistryError(f"global id {v} at position {_fmt_pos(pos)} is {why}")
-        return torch.bucketize(t, self._table("stops", t.device), right=True)
+        return torch.bucketize(t, self._table("stops", t.device), right=True) if index is None else index
 
     def to_local(self, global_ids: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """Splits global ids into ``(modality_index, local_id)`` tensors of the same shape.
@@ -328,12 +471,15 @@ class VocabRegistry:
 
     # ----------------------------------------------------------- serialisation
     def _layout(self) -> dict[str, Any]:
-        return {
+        out = {
             "num_special_slots": self.num_special_slots,
             "pad_multiple": self.pad_multiple,
             "specials": list(self._specials),
             "modalities": [{k: v for k, v in asdict(m).items() if k != "index"} for m in self._modalities],
         }
+        if self.base is not None:  # absent in the own layout, so its fingerprints never change
+            out["base"] = self.base.to_dict()
+        return out
 
     @property
     def fingerprint(self) -> str:
@@ -343,7 +489,8 @@ class VocabRegistry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description, with format, version, vocab_size and fingerprint."""
-        return {"format": FORMAT, "version": FORMAT_VERSION, **self._layout(),
+        version = FORMAT_VERSION if self.base is None else FORMAT_VERSION_BASE
+        return {"format": FORMAT, "version": version, **self._layout(),
                 "vocab_size": self.vocab_size, "fingerprint": self.fingerprint}
 
     @classmethod
@@ -352,9 +499,9 @@ class VocabRegistry:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise RegistryError(f"{source}: not an mmtok registry (format field is "
                                 f"{d.get('format') if isinstance(d, dict) else type(d).__name__!r})")
-        if d.get("version") != FORMAT_VERSION:
+        if d.get("version") not in (FORMAT_VERSION, FORMAT_VERSION_BASE):
             raise RegistryError(f"{source}: registry format version {d.get('version')} is not supported "
-                                f"(this mmtok reads version {FORMAT_VERSION})")
+                                f"(this mmtok reads versions {FORMAT_VERSION} and {FORMAT_VERSION_BASE})")
         try:
             return cls._replay(d, source)
         except KeyError as e:
@@ -364,12 +511,14 @@ class VocabRegistry:
 
     @classmethod
     def _replay(cls, d: dict[str, Any], source: str) -> VocabRegistry:
-        reg = cls(d["num_special_slots"], d["pad_multiple"])
+        base = BaseVocab.from_dict(d["base"], source) if d.get("base") is not None else None
+        reg = cls(d["num_special_slots"], d["pad_multiple"], base)
         specials = d["specials"]
         mods = d["modalities"]
-        if list(specials[: len(BASE_SPECIALS)]) != list(BASE_SPECIALS):
+        first = list(reg._specials)
+        if list(specials[: len(first)]) != first:
             raise RegistryError(f"{source}: base special tokens differ from this mmtok version's")
-        extra = list(specials[len(BASE_SPECIALS):])
+        extra = list(specials[len(first):])
         for m in mods:
             # replay the history: specials added before this modality's brackets come first
             if m.get("begin") in extra:
@@ -416,12 +565,17 @@ class VocabRegistry:
         ``other`` may add specials and append modalities; it may not move,
         resize or re-kind an existing modality, nor renumber a special.
         """
+        if other.base != self.base and (other.base is None or self.base is None
+                                        or other.base.to_dict() != self.base.to_dict()):
+            def what(b: BaseVocab | None) -> str:
+                return "the own layout" if b is None else f"base {b.name or '?'} ({b.size} ids, sha256 {b.sha256[:12]})"
+            raise VocabMismatchError(f"base vocabularies differ: {what(self.base)} vs {what(other.base)}")
         if other.num_special_slots != self.num_special_slots:
             raise VocabMismatchError(f"special slots differ: {self.num_special_slots} vs {other.num_special_slots}; "
                                      f"every modality range would move")
-        for i, s in enumerate(self._specials):
-            if i >= len(other._specials) or other._specials[i] != s:
-                got = other._specials[i] if i < len(other._specials) else "nothing"
+        for s, i in self._special_ids.items():
+            if other._special_ids.get(s) != i:
+                got = other._names.get(i, "nothing")
                 raise VocabMismatchError(f"special token {s!r} (id {i}) is {got!r} in the other layout")
         for m in self._modalities:
             if m.name not in other:
@@ -443,5 +597,6 @@ class VocabRegistry:
 
     def __repr__(self) -> str:
         mods = ", ".join(f"{m.name}[{m.offset}:{m.stop}]" for m in self._modalities)
-        return f"VocabRegistry(specials={len(self._specials)}/{self.num_special_slots}, {mods}, " \
+        on = f"base={self.base.name or self.base.sha256[:12]}({self.base.size}), " if self.base is not None else ""
+        return f"VocabRegistry({on}specials={len(self._specials)}/{self.num_special_slots}, {mods}, " \
                f"vocab_size={self.vocab_size}, fingerprint={self.fingerprint})"

@@ -1,14 +1,28 @@
-"""Text subwords: byte-level BPE on Hugging Face ``tokenizers``, lossless for every string.
+"""Text subwords on Hugging Face ``tokenizers``: mmtok's own byte-level BPE, or a pretrained LLM's tokenizer.
 
-The model has no normaliser and no special tokens of its own: every Unicode
-string maps to bytes, bytes to subwords, and back exactly. Control tokens
-(``<bos>``, ``<boi>``...) live in the shared :class:`~modalities.registry.VocabRegistry`,
-outside the text range, so a caption containing the literal text ``"<boi>"``
-is just text.
+**Own vocabulary** (:meth:`TextTokenizer.train`): byte-level BPE with no normaliser
+and no special tokens of its own: every Unicode string maps to bytes, bytes to
+subwords, and back exactly. Control tokens (``<bos>``, ``<boi>``...) live in the
+shared :class:`~modalities.registry.VocabRegistry`, outside the text range, so a
+caption containing the literal text ``"<boi>"`` is just text.
+
+**A base LLM's vocabulary** (:meth:`TextTokenizer.from_hf`): wraps a local
+``tokenizer.json`` (and ``tokenizer_config.json`` when present). ``encode(s)`` is
+``AutoTokenizer.from_pretrained(folder, split_special_tokens=True)(s,
+add_special_tokens=False).input_ids``: the same ids as the plain ``AutoTokenizer``
+call for every string that does not contain the text of one of the base's special
+tokens, and for one that does, that text is split into ordinary subwords (mmtok's rule:
+text never becomes a control id, so a caption cannot forge ``<|endoftext|>``).
+Decoding is the base's own ``decode``: exact for byte-level BPE and SentencePiece BPE
+with byte fallback; for models with a normaliser or an unknown token (T5's Unigram)
+``decode(encode(s))`` is the normalised string, with unknown characters lost, exactly as
+with the base tokenizer (:attr:`TextTokenizer.lossless` says which).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +33,13 @@ from tokenizers import Tokenizer as HFTokenizer
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
 from .base import Tokenizer, TokenizerLoadError
-from .data.fileio import atomic_write_text
+from .data.fileio import atomic_write_bytes, atomic_write_text
+from .registry import BASE_CONTROLS, BaseVocab, RegistryError
 
 __all__ = ["TextTokenizer", "TextTokenizerConfig"]
 
 HF_FILE = "tokenizer.json"
+HF_CONFIG = "tokenizer_config.json"
 
 
 @dataclass
@@ -72,12 +88,80 @@ class TextTokenizer(Tokenizer):
 
     kind: ClassVar[str] = "text"
 
-    def __init__(self, hf_tokenizer: HFTokenizer) -> None:
-        if hf_tokenizer.get_added_tokens_decoder():
+    def __init__(self, hf_tokenizer: HFTokenizer, base: BaseVocab | None = None, raw: bytes | None = None) -> None:
+        if base is None and hf_tokenizer.get_added_tokens_decoder():
             raise TokenizerLoadError("the Hugging Face tokenizer has added/special tokens; mmtok keeps all "
-                                     "control tokens in the registry, so text must have none")
+                                     "control tokens in the registry, so text must have none "
+                                     "(use TextTokenizer.from_hf for a pretrained LLM's tokenizer)")
         self._tk = hf_tokenizer
-        self._size = hf_tokenizer.get_vocab_size(with_added_tokens=False)
+        self._base = base
+        self._raw = raw  # the base's tokenizer.json bytes, saved verbatim (its hash is in the fingerprint)
+        if base is not None:
+            hf_tokenizer.encode_special_tokens = True  # text never becomes one of the base's special tokens
+            self._size = base.size
+        else:
+            self._size = hf_tokenizer.get_vocab_size(with_added_tokens=False)
+
+    # ------------------------------------------------------- a base LLM's
+    @classmethod
+    def from_hf(cls, folder: str | Path) -> TextTokenizer:
+        """Wraps a pretrained LLM's tokenizer from a local folder (never the network).
+
+        Reads ``folder/tokenizer.json`` (the ``tokenizers`` fast format) and, when present,
+        ``folder/tokenizer_config.json`` for the names of its ``bos``/``eos``/``pad`` tokens,
+        which become the registry's ``<bos>``/``<eos>``/``<pad>``. Global text ids are then the
+        base's own ids (see :mod:`modalities.registry`).
+
+        Raises:
+            TokenizerLoadError: no such folder, no ``tokenizer.json``, a file that is not valid
+                JSON or not a tokenizers file, or a control token named in the config that the
+                vocabulary lacks; each naming the file.
+        """
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise TokenizerLoadError(f"{folder}: no such folder (TextTokenizer.from_hf reads a local folder "
+                                     f"holding tokenizer.json; nothing is downloaded)")
+        path = folder / HF_FILE
+        if not path.is_file():
+            raise TokenizerLoadError(f"{folder} has no {HF_FILE}: TextTokenizer.from_hf needs the tokenizers fast "
+                                     f"format (AutoTokenizer.from_pretrained(...).save_pretrained(...) writes it)")
+        raw = path.read_bytes()
+        tk = _parse_hf(raw, path)
+        config: dict[str, Any] = {}
+        cfg_path = folder / HF_CONFIG
+        if cfg_path.is_file():
+            try:
+                config = json.loads(cfg_path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise TokenizerLoadError(f"{cfg_path} is not valid JSON: {e}") from None
+            if not isinstance(config, dict):
+                raise TokenizerLoadError(f"{cfg_path}: expected a JSON object, got {type(config).__name__}")
+        return cls(tk, _base_vocab(tk, raw, config, cfg_path, str(folder)), raw)
+
+    @property
+    def base_vocab(self) -> BaseVocab | None:
+        """The base LLM vocabulary this tokenizer wraps (``None`` for mmtok's own BPE)."""
+        return self._base
+
+    @property
+    def lossless(self) -> bool:
+        """Whether ``decode(encode(s)) == s`` for every string: true for mmtok's own BPE and for bases
+        without a normaliser whose model cannot emit an unknown token (byte-level BPE, BPE with byte
+        fallback); false for e.g. T5's Unigram (normaliser, ``<unk>``)."""
+        if self._base is None:
+            return True
+        spec = json.loads(self._tk.to_str())
+        model = spec.get("model") or {}
+        byte_level = "ByteLevel" in json.dumps(spec.get("pre_tokenizer")) or model.get("byte_fallback") is True
+        return spec.get("normalizer") is None and model.get("type") == "BPE" and byte_level
+
+    def register(self, registry: Any, name: str | None = None) -> Any:
+        """As :meth:`Tokenizer.register`; a base LLM's tokenizer needs a registry laid on that base."""
+        if self._base is not None and (registry.base is None or registry.base.to_dict() != self._base.to_dict()):
+            raise RegistryError(f"this text tokenizer wraps the base vocabulary of {self._base.name or 'a base LLM'} "
+                                f"({self._base.size} ids); it needs a registry on that base "
+                                f"(VocabRegistry(base=tokenizer.base_vocab); MultimodalTokenizer lays one out itself)")
+        return super().register(registry, name)
 
     # -------------------------------------------------------------- training
     @classmethod
@@ -175,16 +259,32 @@ class TextTokenizer(Tokenizer):
 
     # --------------------------------------------------------------- save/load
     def settings(self) -> dict[str, Any]:
+        if self._base is not None:
+            return {"vocab_size": self._size, "model": "base", "base": self._base.to_dict()}
         return {"vocab_size": self._size, "model": "byte-level BPE"}
 
     def _save_files(self, directory: Path) -> None:
-        atomic_write_text(directory / HF_FILE, self._tk.to_str())
+        if self._raw is not None:
+            atomic_write_bytes(directory / HF_FILE, self._raw)
+        else:
+            atomic_write_text(directory / HF_FILE, self._tk.to_str())
 
     @classmethod
     def _load_files(cls, directory: Path, settings: dict[str, Any]) -> TextTokenizer:
         path = directory / HF_FILE
         if not path.is_file():
             raise TokenizerLoadError(f"{path} is missing")
+        if settings.get("model") == "base":
+            raw = path.read_bytes()
+            tk = _parse_hf(raw, path)
+            try:
+                base = BaseVocab.from_dict(settings["base"], str(directory))
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                raise TokenizerLoadError(f"{directory / 'config.json'}: bad 'base' settings ({e})") from None
+            if hashlib.sha256(raw).hexdigest() != base.sha256:
+                raise TokenizerLoadError(f"{path} is not the base tokenizer this folder was saved with "
+                                         f"(sha256 {hashlib.sha256(raw).hexdigest()[:12]}, expected {base.sha256[:12]})")
+            return cls(tk, base, raw)
         try:
             tk = HFTokenizer.from_file(str(path))
         except Exception as e:  # the library raises a bare Exception on bad JSON
@@ -196,7 +296,42 @@ class TextTokenizer(Tokenizer):
         return tok
 
     def __repr__(self) -> str:
-        return f"TextTokenizer(vocab_size={self._size})"
+        on = f", base={self._base.name!r}" if self._base is not None else ""
+        return f"TextTokenizer(vocab_size={self._size}{on})"
+
+
+def _parse_hf(raw: bytes, path: Path) -> HFTokenizer:
+    try:
+        return HFTokenizer.from_str(raw.decode("utf-8"))
+    except Exception as e:  # the library raises a bare Exception on bad JSON
+        raise TokenizerLoadError(f"{path} is not a valid tokenizers file: {e}") from None
+
+
+def _token_name(value: Any) -> str | None:
+    """A token as ``tokenizer_config.json`` names it: a string, or ``{"content": ...}`` (AddedToken form)."""
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) else None
+
+
+def _base_vocab(tk: HFTokenizer, raw: bytes, config: dict[str, Any], cfg_path: Path, name: str) -> BaseVocab:
+    """The registry's view of a base tokenizer: size, hash, which of its tokens are bos/eos/pad, and its specials."""
+    vocab = tk.get_vocab(with_added_tokens=True)
+    size = max(vocab.values()) + 1 if vocab else 0
+    if size < 1:
+        raise TokenizerLoadError(f"{name}/{HF_FILE} has an empty vocabulary")
+    controls = []
+    for control in BASE_CONTROLS:
+        token = _token_name(config.get(control.strip("<>") + "_token"))
+        if token is None:
+            continue
+        token_id = tk.token_to_id(token)
+        if token_id is None:
+            raise TokenizerLoadError(f"{cfg_path}: {control.strip('<>')}_token {token!r} is not in "
+                                     f"{name}/{HF_FILE}'s vocabulary")
+        controls.append((control, int(token_id)))
+    reserved = tuple(sorted((int(i), t.content) for i, t in tk.get_added_tokens_decoder().items() if t.special))
+    return BaseVocab(size, hashlib.sha256(raw).hexdigest(), tuple(sorted(controls)), reserved, name)
 
 
 def _checked_strings(items: Iterable[str]) -> Iterator[str]:

@@ -129,6 +129,13 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def read_json(path: Path, error: type[Exception], what: str) -> Any:
     """Parses a JSON file; a missing file raises FileNotFoundError, bad JSON raises ``error``, both naming it."""
     try:
