@@ -42,8 +42,8 @@ class StreamGrammar:
         v = registry.vocab_size
         self.outside = torch.zeros(v, dtype=torch.bool)
         for m in registry.modalities:
-            if m.kind == "text":
-                self.outside[m.offset:m.stop] = True
+            if m.kind == "text":  # on a base LLM's vocabulary: its text ids, not its own special tokens
+                self.outside |= registry.ids_of(m.name)
         if allow_eos:
             self.outside[registry.eos_id] = True
         self.templates: dict[int, tuple[torch.Tensor, int, int]] = {}
