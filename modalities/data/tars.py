@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from .datasets import _augment
 from .io import load_audio_bytes, load_image_bytes, load_video_bytes
+from .samples import launch_dir
 from .waveform import AudioInputConfig, prepare_audio
 
 __all__ = ["MEMBER_SUFFIXES", "AudioCrop", "ImageCrop", "SkipCounter", "TarMedia", "VideoClip", "decode_member",
@@ -56,7 +57,8 @@ def is_tar_spec(value: Any) -> bool:
 
 def expand_shards(spec: str | Iterable[str], root: Path, what: str) -> list[str]:
     """The shard URLs of ``spec``: braces expanded (``train-{000..127}.tar``, with the library's
-    ``wds.shardlists.expand_urls``), globs (``*.tar``) matched and sorted, relative paths taken under ``root``;
+    ``wds.shardlists.expand_urls``), globs (``*.tar``) matched and sorted, relative paths taken from the directory
+    the command was started in when they match there, else under ``root``;
     ``pipe:`` commands as they are. Raises ``FileNotFoundError`` naming ``what`` and the pattern when a pattern
     matches no existing file."""
     import webdataset as wds
@@ -67,15 +69,20 @@ def expand_shards(spec: str | Iterable[str], root: Path, what: str) -> list[str]
             urls += wds.shardlists.expand_urls(pattern)
             continue
         found: list[str] = []
-        for url in wds.shardlists.expand_urls(pattern):
-            path = Path(url).expanduser()
-            path = path if path.is_absolute() else root / path
-            if glob.has_magic(str(path)):
-                found += sorted(glob.glob(str(path)))
-            elif path.is_file():
-                found.append(str(path))
+        for base in (launch_dir(), root):  # a relative pattern: where the command was started, else the root
+            for url in wds.shardlists.expand_urls(pattern):
+                path = Path(url).expanduser()
+                path = path if path.is_absolute() else base / path
+                if glob.has_magic(str(path)):
+                    found += sorted(glob.glob(str(path)))
+                elif path.is_file():
+                    found.append(str(path))
+            if found:
+                break
         if not found:
-            raise FileNotFoundError(f"{what}: the tar pattern {pattern!r} matches no file (under {root} if relative)")
+            where = (f"in the directory the command was started in ({launch_dir()}) nor under the data root ({root})"
+                     if not Path(pattern).expanduser().is_absolute() else "")
+            raise FileNotFoundError(f"{what}: the tar pattern {pattern!r} matches no file {where}".rstrip())
         urls += found
     return urls
 

@@ -3,15 +3,21 @@
 Every function returns a ``matplotlib.figure.Figure`` (shown inline in Jupyter,
 ``fig.savefig(path)`` from a script) and leaves the global pyplot state alone.
 
-* :func:`show_reconstructions`: originals over reconstructions with PSNR/SSIM per sample;
-* :func:`show_mels`: log-mel spectrograms of inputs beside their reconstructions;
+* :func:`show_reconstructions`: originals over reconstructions, rows labelled, PSNR/SSIM per image;
+* :func:`show_mels`: log-mel spectrograms, "original" beside "reconstruction", time in seconds, frequency
+  in Hz on a mel-scaled axis, a colour bar in dB;
+* :func:`plot_rd`: rate-distortion curves with axis labels and units (:func:`axis_label`);
 * :func:`plot_codebook_usage`: how often each code is used, sorted, with usage and perplexity;
-* :func:`plot_token_stream`: a packed sequence as a grid of cells coloured by modality.
+* :func:`plot_token_stream`: a packed sequence as a grid of cells coloured by modality;
+* :func:`save_figure`: a figure to a PNG, atomically (what the HTML report of :mod:`modalities.eval.report`
+  inlines).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,7 +31,8 @@ from .metrics import CodeStats, psnr, ssim
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["image_scores", "plot_codebook_usage", "plot_token_stream", "show_mels", "show_reconstructions"]
+__all__ = ["axis_label", "image_scores", "mel_axes", "mel_band_ticks", "plot_codebook_usage", "plot_rd",
+           "plot_token_stream", "save_figure", "show_mels", "show_reconstructions"]
 
 
 def _figure(rows: int, cols: int, size: tuple[float, float]) -> tuple[Figure, Any]:
@@ -51,14 +58,27 @@ def image_scores(original: torch.Tensor, reconstruction: torch.Tensor) -> dict[s
     return {"psnr": psnr(b.cpu(), a.cpu()), "ssim": ssim(b.cpu(), a.cpu())}
 
 
+def _label_only(ax: Any, ylabel: str | None = None) -> None:
+    """An image panel without ticks or frame that keeps its y label (``set_axis_off`` would hide it)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel, fontsize=9)
+
+
 def show_reconstructions(originals: Sequence[torch.Tensor], reconstructions: Sequence[torch.Tensor],
-                         titles: Sequence[str] | None = None) -> Figure:
+                         titles: Sequence[str] | None = None, row_labels: tuple[str, str] = ("original",
+                                                                                               "reconstruction"),
+                         ) -> Figure:
     """Originals (top row) over reconstructions (bottom row), PSNR/SSIM above each reconstruction.
 
     Args:
         originals / reconstructions: images ``float[3, H, W]`` in [0, 1] (video frames likewise), pairwise
             of equal shape.
         titles: one caption per column (file names, frame numbers).
+        row_labels: the labels written left of the two rows.
     """
     if len(originals) != len(reconstructions) or not originals:
         raise ValueError(f"need as many reconstructions as originals (got {len(originals)} and "
@@ -70,31 +90,143 @@ def show_reconstructions(originals: Sequence[torch.Tensor], reconstructions: Seq
         s = image_scores(a, b)
         axes[0, j].set_title(titles[j] if titles else f"original {j}", fontsize=8)
         axes[1, j].set_title(f"{s['psnr']:.2f} dB, SSIM {s['ssim']:.3f}", fontsize=8)
-        for ax in axes[:, j]:
-            ax.set_axis_off()
+        for i, ax in enumerate(axes[:, j]):
+            _label_only(ax, row_labels[i] if j == 0 else None)
     return fig
 
 
+# ------------------------------------------------------------------ spectrograms
+def hz_to_mel(f: float | torch.Tensor) -> float | torch.Tensor:
+    """The HTK mel scale of torchaudio's ``MelSpectrogram`` (the default ``mel_scale="htk"``)."""
+    if isinstance(f, torch.Tensor):
+        return 2595.0 * torch.log10(1.0 + f / 700.0)
+    return 2595.0 * math.log10(1.0 + f / 700.0)
+
+
+def mel_band_ticks(n_mels: int, sample_rate: int, f_min: float = 0.0, f_max: float | None = None
+                   ) -> tuple[list[float], list[str]]:
+    """Positions (in mel bands, ``0 .. n_mels``) and labels (Hz) of round frequencies on a mel-scaled axis.
+
+    Band ``i``'s centre lies at ``mel(f_min) + (i + 1) * (mel(f_max) - mel(f_min)) / (n_mels + 1)``, as
+    torchaudio lays out its triangular filters; the ticks are placed on the same scale."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    lo, hi = hz_to_mel(f_min), hz_to_mel(f_max)
+    step = (hi - lo) / (n_mels + 1)
+    positions, labels = [], []
+    for f in (0, 125, 250, 500, 1000, 2000, 4000, 8000, 16000):
+        if f_min <= f <= f_max:
+            positions.append((hz_to_mel(float(f)) - lo) / step - 1)  # -1: band 0 is the first filter's centre
+            labels.append(f"{f / 1000:g}k" if f >= 1000 else str(f))
+    return positions, labels
+
+
+def mel_axes(ax: Any, n_mels: int, frames: int, sample_rate: int | None = None, hop_length: int | None = None,
+             f_min: float = 0.0, f_max: float | None = None) -> tuple[float, float, float, float]:
+    """Labels ``ax`` for a mel spectrogram image of ``n_mels`` bands and ``frames`` frames and returns the
+    ``extent`` to draw it with: time in seconds and frequency in Hz (ticks on the mel-scaled axis) when the
+    ``sample_rate`` and ``hop_length`` are known, else frames and mel bands."""
+    if sample_rate is None or hop_length is None:
+        ax.set(xlabel="frame", ylabel="mel band")
+        return (-0.5, frames - 0.5, -0.5, n_mels - 0.5)
+    seconds = frames * hop_length / sample_rate
+    positions, labels = mel_band_ticks(n_mels, sample_rate, f_min, f_max)
+    ax.set_yticks(positions, labels)
+    ax.set(xlabel="time (s)", ylabel="frequency (Hz, mel scale)")
+    return (0.0, seconds, -0.5, n_mels - 0.5)
+
+
 def show_mels(originals: Sequence[torch.Tensor], reconstructions: Sequence[torch.Tensor],
-              titles: Sequence[str] | None = None) -> Figure:
-    """Log-mel spectrograms ``float[n_mels, F]`` (dB) of inputs (left) beside their reconstructions (right),
-    one row per clip, with the mean absolute difference in dB."""
+              titles: Sequence[str] | None = None, sample_rate: int | None = None, hop_length: int | None = None,
+              f_min: float = 0.0, f_max: float | None = None) -> Figure:
+    """Log-mel spectrograms ``float[n_mels, F]`` (dB) of inputs (left, titled "original") beside their
+    reconstructions (right, "reconstruction", with the mean absolute difference in dB), one row per clip.
+
+    With ``sample_rate`` and ``hop_length`` (and the mel filter bank's ``f_min``/``f_max``) the time axis is in
+    seconds and the frequency axis in Hz on the mel scale; without them in frames and mel bands. Both panels of
+    a row share one colour scale, shown by a colour bar in dB."""
     if len(originals) != len(reconstructions) or not originals:
         raise ValueError(f"need as many reconstructions as originals (got {len(originals)} and "
                          f"{len(reconstructions)}), at least one")
-    fig, axes = _figure(len(originals), 2, (4.5, 2.0))
+    fig, axes = _figure(len(originals), 2, (4.5, 2.4))
     for i, (a, b) in enumerate(zip(originals, reconstructions, strict=True)):
         if a.ndim != 2 or b.ndim != 2:
             raise ValueError(f"clip {i}: mels must be float[n_mels, F], got {tuple(a.shape)} and {tuple(b.shape)}")
         n = min(a.shape[-1], b.shape[-1])
         a, b = a[:, :n].detach().float().cpu(), b[:, :n].detach().float().cpu()
         lo, hi = float(a.min()), float(a.max())
-        for ax, m, label in ((axes[i, 0], a, "input"), (axes[i, 1], b, "reconstruction")):
-            ax.imshow(m.numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma")
-            ax.set_title(f"{titles[i] if titles else f'clip {i}'}: {label}", fontsize=8)
-            ax.set_xticks([])
+        name = f" \N{EM DASH} {titles[i]}" if titles else (f" \N{EM DASH} clip {i}" if len(originals) > 1 else "")
+        for ax, m, label in ((axes[i, 0], a, "original"), (axes[i, 1], b, "reconstruction")):
+            extent = mel_axes(ax, m.shape[0], n, sample_rate, hop_length, f_min, f_max)
+            im = ax.imshow(m.numpy(), origin="lower", aspect="auto", vmin=lo, vmax=hi, cmap="magma", extent=extent,
+                           interpolation="nearest")
+            ax.set_title(f"{label}{name}", fontsize=8)
+            ax.tick_params(labelsize=7)
         axes[i, 1].set_title(axes[i, 1].get_title() + f" (L1 {float((a - b).abs().mean()):.2f} dB)", fontsize=8)
+        axes[i, 1].set_ylabel("")
+        fig.colorbar(im, ax=axes[i, :].tolist(), label="level (dB)", pad=0.01)
     return fig
+
+
+# ----------------------------------------------------------- rate and distortion
+UNITS = {"bits_per_pixel": "rate (bits per pixel)", "bits_per_second": "rate (bits per second)",
+         "psnr": "PSNR (dB)", "ssim": "SSIM (0 to 1)", "lpips": "LPIPS", "rfid": "rFID", "pesq": "PESQ (MOS, 1 to 4.5)",
+         "stoi": "STOI (0 to 1)", "si_sdr": "SI-SDR (dB)", "mel_distance": "mel distance (dB)",
+         "stft_distance": "multi-resolution STFT distance", "temporal_error": "temporal error"}
+
+
+def axis_label(key: str) -> str:
+    """A metric or rate key as an axis label with its unit (``psnr`` -> ``PSNR (dB)``); unknown keys as they are."""
+    return UNITS.get(key, key.replace("_", " "))
+
+
+def plot_rd(points: Sequence[Mapping[str, Any]], x: str, y: str, title: str | None = None, logx: bool = False
+            ) -> Figure:
+    """Quality ``y`` against rate ``x``: one line per ``name`` of ``points`` (the rows an evaluation writes,
+    as :func:`modalities.eval.rd.plot_rate_distortion` takes them), axes labelled with units and which way is
+    better; rows whose ``x`` or ``y`` is not a finite number are counted in the legend ("1 not computed")."""
+    from .rd import _LOWER_IS_BETTER, _number
+
+    if not points:
+        raise ValueError("plot_rd: no points")
+    curves: dict[str, list[tuple[float, float]]] = {}
+    skipped: dict[str, int] = {}
+    for i, p in enumerate(points):
+        if "name" not in p:
+            raise ValueError(f"plot_rd: point {i} has no 'name': {dict(p)}")
+        name = str(p["name"])
+        curves.setdefault(name, [])
+        xv, yv = _number(p.get(x)), _number(p.get(y))
+        if xv is None or yv is None:
+            skipped[name] = skipped.get(name, 0) + 1
+        else:
+            curves[name].append((xv, yv))
+    fig, axes = _figure(1, 1, (6.4, 4.4))
+    ax = axes[0, 0]
+    for name, pts in curves.items():
+        note = f" ({skipped[name]} not computed)" if name in skipped else ""
+        if pts:
+            xs, ys = zip(*sorted(pts), strict=True)
+            ax.plot(xs, ys, marker="o", ms=4, lw=1.4, label=name + note)
+        else:
+            ax.plot([], [], ls="none", marker="x", color="grey", label=f"{name}{note or ' (no data)'}")
+    better = "lower is better" if any(k in y.lower() for k in _LOWER_IS_BETTER) else "higher is better"
+    ax.set(xlabel=axis_label(x), ylabel=f"{axis_label(y)}, {better}", title=title or f"{y} vs {x}")
+    if logx:
+        ax.set_xscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 110) -> Path:
+    """Writes ``fig`` as a PNG at ``path``, atomically (temporary name, then rename); returns the path."""
+    from ..data.fileio import atomic_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    return path
 
 
 def plot_codebook_usage(codes: torch.Tensor, codebook_size: int, title: str = "codebook usage") -> Figure:

@@ -8,7 +8,9 @@ Each tokenizer encodes and decodes every item of its modality; the classical bas
 images — k-means on raw pixel patches (same patch and codes as a tokenizer), JPEG and WebP at the nearest bits
 per pixel; audio — Opus at the nearest bitrate; video — H.264 at the nearest bits per pixel; each codec also at
 the rates in ``task.rates`` so the rate–distortion plots have curves. Writes ``metrics.md``, ``evaluation.json``
-and ``rd_<modality>_<metric>.png`` to the run folder and prints the table.
+and ``rd_<modality>_<metric>.png`` to the run folder and prints the table; ``report/index.html`` shows the first
+``task.report_items`` items of each modality beside every tokenizer's reconstruction with their scores (audio
+with players), the rate–distortion plots and the tables.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ from ..data.runlog import MetricsLog
 from ..data.samples import data_root, media_folder
 from ..data.sources import read_sources, split_by_source
 from ..eval import codecs
+from ..eval import report as html_report
 from ..eval.baselines import fit_patch_kmeans
 from ..eval.perceptual import FIDMetric, LPIPSMetric
-from ..eval.rd import plot_rate_distortion
 from ..eval.tokenizer_eval import (
     evaluate_audio,
     evaluate_images,
@@ -41,6 +43,7 @@ from ..eval.tokenizer_eval import (
     resampled,
     score_images,
 )
+from ..eval.viz import axis_label, plot_rd, save_figure
 from ..training.trainer import resolve_device
 
 log = logging.getLogger("mmtok")
@@ -110,7 +113,7 @@ def eval_files(cfg: DictConfig, modality: str) -> tuple[list[Path], list[Path]]:
     folder (data the tokenizers never saw), k-means fitted on the training side of the bundled samples.
     """
     key, default, suffixes = MEDIA[modality]
-    folder = media_folder(data_root(cfg.data.root), cfg.data[key], default)
+    folder = media_folder(data_root(cfg.data.root), cfg.data[key], default, f"data.{key}")
     files = list_media(folder, suffixes, f"data.{key}")
     fraction = cfg.task.val_fraction[modality]
     if cfg.task.split == "all":
@@ -127,6 +130,21 @@ def eval_files(cfg: DictConfig, modality: str) -> tuple[list[Path], list[Path]]:
     return chosen, fit
 
 
+def _image_multiple(toks: dict[str, Tokenizer]) -> int:
+    return math.lcm(*(t.downsample for t in toks.values()), 16)  # every tokenizer sees the same pixels
+
+
+def _video_multiple(toks: dict[str, Tokenizer]) -> int:
+    return math.lcm(*(t.downsample for t in toks.values()), 2)
+
+
+def _cut_videos(videos: list[torch.Tensor], toks: dict[str, Tokenizer]) -> list[torch.Tensor]:
+    for t in toks.values():  # causal models take 1 + k * temporal_downsample frames
+        td = getattr(t, "temporal_downsample", 1)
+        videos = [v[: 1 + (len(v) - 1) // td * td] for v in videos]
+    return videos
+
+
 def _images(files: list[Path], multiple: int, size: int) -> list[torch.Tensor]:
     return [center_crop_multiple(load_image(p), multiple, size) for p in files]
 
@@ -139,8 +157,7 @@ def _clips(files: list[Path]) -> list[tuple[torch.Tensor, int]]:
 # --------------------------------------------------------------------- evaluate
 def _image_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
     files, fit = eval_files(cfg, "image")
-    multiple = math.lcm(*(t.downsample for t in toks.values()), 16)  # every tokenizer sees the same pixels
-    images = _images(files, multiple, cfg.task.image_size)
+    images = _images(files, _image_multiple(toks), cfg.task.image_size)
     lpips = LPIPSMetric(cfg.eval.lpips_weights, cfg.eval.lpips_net, device)
     fid = FIDMetric(cfg.eval.inception_weights, device)
     rows = []
@@ -182,11 +199,8 @@ def _audio_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.devic
 
 def _video_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.device) -> list[dict[str, Any]]:
     files, _ = eval_files(cfg, "video")
-    multiple = math.lcm(*(t.downsample for t in toks.values()), 2)
-    videos = [center_crop_multiple(load_video(p), multiple, cfg.task.image_size) for p in files]
-    for t in toks.values():  # causal models take 1 + k * temporal_downsample frames
-        td = getattr(t, "temporal_downsample", 1)
-        videos = [v[: 1 + (len(v) - 1) // td * td] for v in videos]
+    videos = _cut_videos([center_crop_multiple(load_video(p), _video_multiple(toks), cfg.task.image_size)
+                          for p in files], toks)
     rows = [{"name": n, "kind": "tokenizer"} | evaluate_videos(t.to(device), videos, cfg.show_progress, n)
             for n, t in toks.items()]
     if "h264" in cfg.task.baselines.video:
@@ -205,6 +219,37 @@ def _semantic_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.de
 ROWS = {"image": _image_rows, "audio": _audio_rows, "video": _video_rows, "semantic": _semantic_rows}
 PLOTS = {"image": ("bits_per_pixel", ("psnr", "lpips")), "video": ("bits_per_pixel", ("psnr",)),
          "audio": ("bits_per_second", ("pesq", "stoi"))}
+LOOK = {"image": "Each row is an item from the evaluated folder, cropped as every tokenizer saw it, then each "
+                 "tokenizer's reconstruction with its 8-bit PSNR (dB, higher is better) and SSIM (1 is identical). "
+                 "Look at edges, text and fine texture.",
+        "video": "The first, middle and last frames of each clip, then each tokenizer's; PSNR and SSIM are means "
+                 "over all frames. Look for flicker-prone detail and for the first frame, which is coded alone.",
+        "audio": "Each clip's log-mel spectrogram beside its reconstruction (time in seconds, frequency in Hz on "
+                 "a mel scale, level in dB), players for the original and every decoding, and per-clip PESQ "
+                 "(1 to 4.5), STOI (0 to 1), SI-SDR (dB) and mel distance (dB).",
+        "semantic": "Semantic units decode to no waveform: only the table."}
+
+
+def report_examples(cfg: DictConfig, modality: str, toks: dict[str, Tokenizer], device: torch.device,
+                    page: html_report.HtmlReport) -> None:
+    """The first ``task.report_items`` items of ``modality`` through every tokenizer, into ``page``."""
+    n = int(cfg.task.get("report_items", 4))
+    if n <= 0 or modality == "semantic":
+        return
+    files = eval_files(cfg, modality)[0][:n]
+    toks = {k: t.to(device) for k, t in toks.items()}
+    if modality == "image":
+        items = list(zip((f.name for f in files), _images(files, _image_multiple(toks), cfg.task.image_size),
+                         strict=True))
+        page.image_examples(html_report.image_examples(toks, [(k, x.to(device)) for k, x in items]))
+    elif modality == "video":
+        videos = _cut_videos([center_crop_multiple(load_video(p), _video_multiple(toks), cfg.task.image_size)
+                              for p in files], toks)
+        page.image_examples(html_report.video_examples(toks, [(f.name, v) for f, v in zip(files, videos,
+                                                                                           strict=True)]))
+    else:
+        clips = [(f.name, w, sr) for f, (w, sr) in zip(files, _clips(files), strict=True)]
+        page.audio_examples(html_report.audio_examples(toks, clips))
 
 
 # ---------------------------------------------------------------------- output
@@ -245,16 +290,31 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     results, md = {}, ["# Tokenizer evaluation", "",
                        "PSNR: 8-bit reconstructions, data range 1, per item then mean. rFID needs thousands of "
                        "images to be unbiased; `rfid_images` is the count it was computed on.", ""]
+    page = html_report.HtmlReport(out_dir / "report", "mmtok tokenizer evaluation",
+                                  f"Tokenizers: {', '.join(n for toks in groups.values() for n in toks)}; data split: "
+                                  f"{cfg.task.split}. Items and tables per modality, classical codecs at the same "
+                                  "bits as baselines.")
     for modality, toks in groups.items():
         rows = distinct(ROWS[modality](cfg, toks, device), PLOTS.get(modality, ("bits_per_second",))[0])
         results[modality] = rows
         md += [f"## {modality}", "", table(modality, rows), ""]
+        page.section(f"{modality}: items", LOOK[modality])
+        report_examples(cfg, modality, toks, device, page)
+        page.section(f"{modality}: rate, distortion and the table", "One row per tokenizer and per codec rate; "
+                     "a tokenizer is a single point at its own rate, a codec a curve. A point above a curve beats "
+                     "that codec at that rate (below, for a lower-is-better metric).")
         if modality in PLOTS:
             x, ys = PLOTS[modality]
             for y in ys:
-                path = plot_rate_distortion(rows, x, y, out_dir / f"rd_{modality}_{y}.png",
-                                            title=f"{modality}: {y} vs {x}")
+                fig = plot_rd(rows, x, y, title=f"{modality}: {y} vs {x}")
+                path = save_figure(fig, out_dir / f"rd_{modality}_{y}.png")
                 md += [f"![{y} vs {x}]({path.name})", ""]
+                if any(isinstance(r.get(y), (int, float)) for r in rows):
+                    page.figure(fig, f"{modality}: {axis_label(y)} against {axis_label(x)}")
+                else:  # every value is a "not computed (...)" reason: say it instead of an empty plot
+                    page.paragraph(f"{y}: {next((r[y] for r in rows if y in r), 'not computed')}")
+        page.table(rows, ("name", "kind", *COLUMNS[modality]))
+    page.write()
     text = "\n".join(md)
     atomic_write_text(out_dir / "metrics.md", text + "\n")
     atomic_write_text(out_dir / "evaluation.json", json.dumps(results, indent=2, default=str) + "\n")
