@@ -9,7 +9,16 @@ import pytest
 import torch
 
 from modalities import Segment, pack
-from modalities.eval.viz import image_scores, plot_codebook_usage, plot_token_stream, show_mels, show_reconstructions
+from modalities.eval.viz import (
+    axis_label,
+    image_scores,
+    mel_band_ticks,
+    plot_codebook_usage,
+    plot_rd,
+    plot_token_stream,
+    show_mels,
+    show_reconstructions,
+)
 
 from .conftest import REPO, make_registry
 
@@ -36,6 +45,62 @@ def test_show_mels_reports_the_difference():
     assert fig.get_axes()[1].get_title().endswith("(L1 2.00 dB)")
     with pytest.raises(ValueError, match="mels must be"):
         show_mels([torch.zeros(1, 8, 20)], [a])
+
+
+def test_reconstruction_rows_are_labelled():
+    a = torch.rand(2, 3, 16, 16)
+    axes = show_reconstructions(list(a), list(a), titles=["x", "y"]).get_axes()
+    assert [ax.get_ylabel() for ax in axes] == ["original", "", "reconstruction", ""]  # left of each row
+    assert not axes[0].get_xticks().size and not axes[0].get_yticks().size  # pictures, not plots
+
+
+def test_mels_have_seconds_hertz_on_a_mel_axis_and_a_db_colour_bar():
+    import numpy as np
+
+    from models.melspec import MelConfig
+
+    cfg = MelConfig(sample_rate=16000, hop_length=160, n_mels=64)
+    a, b = torch.linspace(-60, 20, 64 * 300).view(64, 300), torch.zeros(64, 300)
+    fig = show_mels([a], [b], titles=["clip.wav"], sample_rate=cfg.sample_rate, hop_length=cfg.hop_length)
+    orig, recon, bar = fig.get_axes()
+    assert orig.get_title() == "original \N{EM DASH} clip.wav" and recon.get_title().startswith("reconstruction")
+    assert orig.get_xlabel() == recon.get_xlabel() == "time (s)"
+    assert orig.get_ylabel() == "frequency (Hz, mel scale)"
+    assert orig.get_xlim() == pytest.approx((0.0, 3.0))  # 300 frames of 10 ms
+    assert bar.get_ylabel() == "level (dB)" and orig.get_images()[0].get_clim() == pytest.approx((-60, 20))
+    labels = [t.get_text() for t in orig.get_yticklabels()]
+    assert {"500", "1k", "4k"} <= set(labels) and "16k" not in labels  # up to Nyquist only
+    # the ticks sit where torchaudio's mel filters put those frequencies: evenly spaced in mel, not in Hz
+    pos, names = mel_band_ticks(64, 16000)
+    fb = __import__("torchaudio").functional.melscale_fbanks(513, 0.0, 8000.0, 64, 16000)
+    centre = fb.argmax(0).float() * 8000 / 512  # Hz of each filter's peak
+    k = names.index("1k")
+    assert abs(float(np.interp(pos[k], range(64), centre.numpy())) - 1000) < 80
+    assert pos[names.index("4k")] - pos[names.index("2k")] < pos[names.index("2k")] - pos[names.index("250")]
+    # without the geometry: frames and bands, said so
+    ax = show_mels([a], [b]).get_axes()[0]
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("frame", "mel band", "original")
+
+
+def test_rate_distortion_axes_carry_units():
+    rows = [{"name": "tok", "bits_per_pixel": 0.1, "psnr": 20.0}, {"name": "JPEG", "bits_per_pixel": 0.3, "psnr": 24.0},
+            {"name": "JPEG", "bits_per_pixel": 0.6, "psnr": 27.0, "lpips": "not computed (set eval.lpips_weights)"}]
+    ax = plot_rd(rows, "bits_per_pixel", "psnr").get_axes()[0]
+    assert ax.get_xlabel() == "rate (bits per pixel)" and ax.get_ylabel() == "PSNR (dB), higher is better"
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [1, 2]
+    ax = plot_rd(rows, "bits_per_pixel", "lpips").get_axes()[0]
+    assert ax.get_ylabel() == "LPIPS, lower is better"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["tok (1 not computed)", "JPEG (2 not computed)"]
+    assert axis_label("bits_per_second") == "rate (bits per second)" and axis_label("pesq").startswith("PESQ")
+    with pytest.raises(ValueError, match="no 'name'"):
+        plot_rd([{"psnr": 1.0}], "bits_per_pixel", "psnr")
+
+
+def test_the_helpers_are_importable_from_modalities_viz():
+    import modalities.viz as viz
+
+    for name in ("show_mels", "show_reconstructions", "plot_rd", "axis_label", "save_figure", "mel_axes"):
+        assert callable(getattr(viz, name)), name
 
 
 def test_codebook_usage_counts():
