@@ -8,11 +8,13 @@ caption containing the literal text ``"<boi>"`` is just text.
 
 **A base LLM's vocabulary** (:meth:`TextTokenizer.from_hf`): wraps a local
 ``tokenizer.json`` (and ``tokenizer_config.json`` when present). ``encode(s)`` is
-``AutoTokenizer.from_pretrained(folder, split_special_tokens=True)(s,
-add_special_tokens=False).input_ids``: the same ids as the plain ``AutoTokenizer``
-call for every string that does not contain the text of one of the base's special
-tokens, and for one that does, that text is split into ordinary subwords (mmtok's rule:
-text never becomes a control id, so a caption cannot forge ``<|endoftext|>``).
+``AutoTokenizer.from_pretrained(folder)(s, add_special_tokens=False).input_ids`` for
+every string that does not contain the text of one of the base's special tokens. In
+one that does, that text is split into ordinary subwords (mmtok's rule: text never
+becomes a control id, so a caption cannot forge ``<|endoftext|>``): for BPE bases
+this is ``AutoTokenizer.from_pretrained(folder, split_special_tokens=True)``; for
+Unigram bases, whose model holds its special tokens as pieces, those pieces are also
+kept out of the segmentation. The model's unknown token (``<unk>``) is ordinary text.
 Decoding is the base's own ``decode``: exact for byte-level BPE and SentencePiece BPE
 with byte fallback; for models with a normaliser or an unknown token (T5's Unigram)
 ``decode(encode(s))`` is the normalised string, with unknown characters lost, exactly as
@@ -96,8 +98,12 @@ class TextTokenizer(Tokenizer):
         self._tk = hf_tokenizer
         self._base = base
         self._raw = raw  # the base's tokenizer.json bytes, saved verbatim (its hash is in the fingerprint)
+        self._reserved: frozenset[int] = frozenset()
         if base is not None:
+            hf_tokenizer = _without_reserved_pieces(hf_tokenizer, base)
             hf_tokenizer.encode_special_tokens = True  # text never becomes one of the base's special tokens
+            self._reserved = frozenset(i for i, _ in base.reserved)
+            self._tk = hf_tokenizer
             self._size = base.size
         else:
             self._size = hf_tokenizer.get_vocab_size(with_added_tokens=False)
@@ -219,10 +225,13 @@ class TextTokenizer(Tokenizer):
         """
         if isinstance(text, str):
             try:
-                return self._tk.encode(text, add_special_tokens=False).ids
+                ids = self._tk.encode(text, add_special_tokens=False).ids
             except (TypeError, UnicodeError):
                 _check_unicode([text], single=True)
                 raise
+            if self._base is not None:
+                self._check_no_reserved(ids, text)
+            return ids
         if not isinstance(text, Sequence):
             raise TypeError(f"encode expects a str or a list of str, got {type(text).__name__}")
         for i, s in enumerate(text):
@@ -235,7 +244,18 @@ class TextTokenizer(Tokenizer):
         except (TypeError, UnicodeError):
             _check_unicode(batch)
             raise
-        return [e.ids for e in encs]
+        out = [e.ids for e in encs]
+        if self._base is not None:
+            for ids, s in zip(out, batch, strict=True):
+                self._check_no_reserved(ids, s)
+        return out
+
+    def _check_no_reserved(self, ids: list[int], text: str) -> None:
+        """The rule that text never becomes a control id, checked (the base model itself could break it)."""
+        if self._reserved and not self._reserved.isdisjoint(ids):
+            bad = next(i for i in ids if i in self._reserved)
+            raise ValueError(f"the base tokenizer {self._base.name} turned text {text[:80]!r} into its special "
+                             f"token id {bad}; mmtok keeps control ids out of text and cannot encode it")
 
     def _check_ids(self, ids: Sequence[int] | torch.Tensor, what: str) -> list[int]:
         if isinstance(ids, torch.Tensor):
@@ -307,6 +327,28 @@ def _parse_hf(raw: bytes, path: Path) -> HFTokenizer:
         raise TokenizerLoadError(f"{path} is not a valid tokenizers file: {e}") from None
 
 
+def _model_unk(spec: dict[str, Any], tk: HFTokenizer) -> int | None:
+    """Id of the model's unknown token (ordinary text: the base emits it for characters it cannot spell)."""
+    model = spec.get("model") or {}
+    if model.get("unk_id") is not None:
+        return int(model["unk_id"])
+    token = model.get("unk_token")
+    return tk.token_to_id(token) if isinstance(token, str) else None
+
+
+def _without_reserved_pieces(tk: HFTokenizer, base: BaseVocab) -> HFTokenizer:
+    """A Unigram model holds its special tokens as pieces of score 0, which Viterbi would pick for their text
+    ("<pad>"); give them a score no segmentation takes, so text keeps out of control ids. Other models are kept."""
+    spec = json.loads(tk.to_str())
+    model = spec.get("model") or {}
+    if model.get("type") != "Unigram" or not base.reserved:
+        return tk
+    for i, _ in base.reserved:
+        if i < len(model["vocab"]):
+            model["vocab"][i][1] = -1e9
+    return HFTokenizer.from_str(json.dumps(spec))
+
+
 def _token_name(value: Any) -> str | None:
     """A token as ``tokenizer_config.json`` names it: a string, or ``{"content": ...}`` (AddedToken form)."""
     if isinstance(value, dict):
@@ -330,7 +372,9 @@ def _base_vocab(tk: HFTokenizer, raw: bytes, config: dict[str, Any], cfg_path: P
             raise TokenizerLoadError(f"{cfg_path}: {control.strip('<>')}_token {token!r} is not in "
                                      f"{name}/{HF_FILE}'s vocabulary")
         controls.append((control, int(token_id)))
-    reserved = tuple(sorted((int(i), t.content) for i, t in tk.get_added_tokens_decoder().items() if t.special))
+    unk = _model_unk(json.loads(tk.to_str()), tk)
+    reserved = tuple(sorted((int(i), t.content) for i, t in tk.get_added_tokens_decoder().items()
+                            if t.special and int(i) != unk))
     return BaseVocab(size, hashlib.sha256(raw).hexdigest(), tuple(sorted(controls)), reserved, name)
 
 
