@@ -127,6 +127,66 @@ def test_token_stream_colours_each_modality():
         plot_token_stream([reg.vocab_size], reg)
 
 
+def test_notebook_opens_with_contents_says_what_to_look_at_and_has_no_outputs():
+    import re
+
+    import nbformat
+
+    nb = nbformat.read(REPO / "notebooks/reconstruction.ipynb", as_version=4)
+    nbformat.validate(nb)
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    first = nb.cells[0].source
+    assert nb.cells[0].cell_type == "markdown" and "**Contents**" in first
+    headings = [line[3:].strip() for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()
+                if line.startswith("## ")]
+    assert len(headings) >= 6
+    for h in headings:  # the table of contents links every section (Jupyter's anchors: spaces become '-')
+        assert f"(#{h.replace(' ', '-')})" in first, h
+    sections = [c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## ")]
+    assert all(re.search(r"\*\*(Look at|listen)\*\*", s) for s in sections), "each section says what to look at"
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "held_out_items(" in code and "documents.jsonl" not in code and "read_manifest" not in code
+
+
+@pytest.mark.slow
+def test_notebook_shows_only_held_out_items_of_a_tiny_run(tmp_path, text_tok):
+    """On a run folder holding only a tokenizer (tiny, untrained): runs top to bottom in seconds, and every file it
+    shows is on the held-out side of the demo's split."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from modalities import MultimodalTokenizer
+    from modalities.data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES
+    from modalities.image import ImageTokenizer
+    from modalities.tasks.demo import compose_stage
+    from modalities.tasks.vq import media_split
+
+    from .test_report import _audio_tok, _image_tok
+
+    MultimodalTokenizer({"text": text_tok, "image": ImageTokenizer(_image_tok().model, "resize", 64),
+                         "audio": _audio_tok()}).save_pretrained(tmp_path / "run" / "tokenizer")
+    nb = nbformat.read(REPO / "notebooks/reconstruction.ipynb", as_version=4)
+    os.environ["MMTOK_RUN_DIR"] = str(tmp_path / "run")
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3",
+                       resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    finally:
+        del os.environ["MMTOK_RUN_DIR"]
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"], [o for o in outputs if o.output_type == "error"]
+    assert len([o for o in outputs if "image/png" in o.get("data", {})]) >= 5
+    shown = json.loads(next(o["text"] for o in nb.cells[2].outputs if o.get("name") == "stdout").replace("'", '"'))
+    assert shown["image"] and shown["audio"]
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"data": {"root": None, "images": None, "audio": None}, "seed": 0, "show_progress": False,
+                            "trainer": {"device": "cpu"}})
+    for media, key, suffixes, stage in (("image", "images", IMAGE_SUFFIXES, ["experiment=image_small"]),
+                                        ("audio", "audio", AUDIO_SUFFIXES, ["experiment=audio_debug"])):
+        _, train, val = media_split(compose_stage(cfg, stage), key, key, suffixes)
+        assert set(shown[media]) <= {f.name for f in val} and not set(shown[media]) & {f.name for f in train}
+
+
 @pytest.mark.slow
 def test_reconstruction_notebook_runs(tmp_path):
     """Top to bottom with nbclient, training a debug run in place (the notebook's fallback)."""

@@ -66,6 +66,9 @@ def compose_stage(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     if GlobalHydra.instance().is_initialized():  # inside train.py
         sub = compose(config_name="config", overrides=overrides)
     else:
+        from ..config import register_configs
+
+        register_configs()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             sub = compose(config_name="config", overrides=overrides)
     with open_dict(sub):
@@ -157,6 +160,28 @@ def held_out_files(cfg: DictConfig, stage: str, key: str, default: str, suffixes
     for f in val:
         first.setdefault(source_of(f, folder, sources), f)
     return (list(first.values()) + [f for f in val if f not in first.values()])[:n]
+
+
+def held_out_items(run_dir: str | Path | None = None, n: int = 4) -> dict[str, list[Path]]:
+    """Up to ``n`` held-out ``image``, ``audio`` and ``video`` files of a demo run (the notebook shows these): the
+    splits of the run's own config (``run_dir/.hydra/config.yaml``, written by ``train.py``) or, without one, of
+    the default config; ``[]`` for tar input."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from ..config import register_configs
+    from ..data.io import VIDEO_SUFFIXES
+
+    saved = Path(run_dir) / ".hydra" / "config.yaml" if run_dir is not None else None
+    register_configs()
+    if saved is not None and saved.is_file():
+        cfg = OmegaConf.load(saved)
+    else:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(config_name="config")
+    return {"image": held_out_files(cfg, "image", "images", "images", IMAGE_SUFFIXES, n),
+            "audio": held_out_files(cfg, "audio", "audio", "audio", AUDIO_SUFFIXES, n),
+            "video": held_out_files(cfg, "video", "videos", "video", VIDEO_SUFFIXES, n)}
 
 
 def write_report(cfg: DictConfig, out_dir: Path, mm: MultimodalTokenizer, stages: dict[str, Any],
