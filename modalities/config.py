@@ -45,7 +45,9 @@ class DataConfig:
 
     Attributes:
         root: data folder; ``None`` means the bundled ``samples/`` folder
-            (or ``$MMTOK_SAMPLES``). Patterns below are relative to it.
+            (or ``$MMTOK_SAMPLES``). A relative path below is looked for first in the directory the command
+            was started in, then under ``root`` (the defaults live there); one found in neither is an error
+            naming both places (:func:`modalities.data.samples.resolve_data_path`).
         text_train: glob patterns of the text training corpus.
         text_heldout: glob patterns of held-out text (never trained on).
         images: folder of images for ``task=image`` (relative to ``root`` or absolute);
@@ -212,10 +214,14 @@ class TokenizeTaskConfig(TaskConfig):
         batch_size: documents encoded together; media of equal shape go through the tokenizer in one call
             (1: one document at a time; in fp32 the shards are the same bytes for any batch size).
         precision: ``fp32`` or ``bf16`` (autocast; CUDA only, codes may differ from fp32).
+        text_base: a local Hugging Face model or tokenizer folder (with ``tokenizer.json``): its tokenizer
+            replaces the set's text tokenizer (:meth:`TextTokenizer.from_hf`) and the vocabulary is laid on
+            it, so the shards can train that model (``task=lm_hf``).
     """
 
     tokenizer: Optional[str] = None  # noqa: UP045
     external: list[str] = field(default_factory=list)
+    text_base: Optional[str] = None  # noqa: UP045
     manifest: Any = MISSING  # a path, a tar pattern, or a list of tar patterns
     shard_docs: int = 256
     out: str = "tokens"
@@ -289,6 +295,7 @@ class DemoTaskConfig(TaskConfig):
         shard_docs: documents per token shard.
         num_workers: DataLoader workers decoding media while pre-tokenising.
         generate: the samples asked of the trained transformer.
+        report_items: held-out images and clips shown in ``report/index.html``.
     """
 
     text: list[str] = field(default_factory=lambda: ["experiment=text_debug"])
@@ -301,6 +308,7 @@ class DemoTaskConfig(TaskConfig):
     shard_docs: int = 32
     num_workers: int = 2
     generate: DemoGenerateConfig = field(default_factory=DemoGenerateConfig)
+    report_items: int = 4
 
 
 @dataclass
@@ -331,6 +339,56 @@ class LMTaskConfig(TaskConfig):
     peak_tflops: Optional[float] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     model: TransformerConfig = field(default_factory=lambda: TransformerConfig(dim=128, n_layers=4, n_heads=4,
                                                                                   max_seq_len=512))
+
+
+@dataclass
+class LMHFTaskConfig(TaskConfig):
+    """``task=lm_hf``: fine-tune a local Hugging Face causal LM on shards made on its own tokenizer.
+
+    Attributes:
+        model: local folder of an ``AutoModelForCausalLM`` (config, safetensors weights, ``tokenizer.json``).
+        tokens: folder written by ``task=tokenize task.text_base=<model>`` (shards, ``registry.json``,
+            ``tokenizer/``).
+        seq_len: ids per packed sequence.
+        batch_size: sequences per device per micro-batch.
+        grad_accum: micro-batches per optimiser step.
+        max_steps: optimiser steps.
+        lr, weight_decay, warmup_steps, schedule: AdamW and its schedule (``transformers`` scheduler names).
+        loss_on: ``null`` (every position), a modality name or a list (``special`` for ``<bos>``/``<eos>``).
+        train: ``all`` parameters, or ``new_rows``: only the rows ``extend_model`` added (input and output
+            embeddings; the base rows and every other weight stay bit-identical).
+        init: rule for the new rows (``mean``, ``normal``, ``zeros``, or a per-modality dict).
+        gradient_checkpointing: recompute activations in the backward pass.
+        precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16`` or ``fp32``.
+        fsdp: ``transformers``' FSDP option string under torchrun (``"full_shard auto_wrap"``); empty for DDP.
+        flatten: one flattened row per batch (padding-free); ``false``: padded rows.
+        save_steps: checkpoint every this many steps (the last two are kept).
+        log_every: log loss (overall and per modality) every this many steps.
+        resume: continue from the last complete checkpoint in ``<run>/checkpoints``.
+        num_workers: DataLoader workers.
+    """
+
+    model: str = MISSING
+    tokens: str = MISSING
+    seq_len: int = 512
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_steps: int = 500
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 20
+    schedule: str = "cosine"
+    loss_on: Any = None
+    train: str = "all"
+    init: Any = "mean"
+    gradient_checkpointing: bool = False
+    precision: str = "auto"
+    fsdp: str = ""
+    flatten: bool = True
+    save_steps: int = 100
+    log_every: int = 10
+    resume: bool = True
+    num_workers: int = 0
 
 
 @dataclass
@@ -403,6 +461,7 @@ class EvaluateTaskConfig(TaskConfig):
         fps: frame rate given to H.264 (affects only its bitrate bookkeeping).
         baselines: classical baselines per modality.
         rates: extra codec rates for the rate–distortion curves.
+        report_items: items per modality shown, original beside each reconstruction, in ``report/index.html``.
     """
 
     tokenizer: Optional[str] = None  # noqa: UP045
@@ -416,6 +475,7 @@ class EvaluateTaskConfig(TaskConfig):
     fps: float = 10.0
     baselines: EvalBaselines = field(default_factory=EvalBaselines)
     rates: EvalRates = field(default_factory=EvalRates)
+    report_items: int = 4
 
 
 @dataclass
@@ -448,6 +508,7 @@ def register_configs() -> None:
     cs.store(group="task", name="pack_task_schema", node=PackTaskConfig)
     cs.store(group="task", name="vocoder_task_schema", node=VocoderTaskConfig)
     cs.store(group="task", name="lm_task_schema", node=LMTaskConfig)
+    cs.store(group="task", name="lm_hf_task_schema", node=LMHFTaskConfig)
     cs.store(group="task", name="demo_task_schema", node=DemoTaskConfig)
     cs.store(group="task", name="evaluate_task_schema", node=EvaluateTaskConfig)
     cs.store(group="eval", name="eval_schema", node=EvalConfig)

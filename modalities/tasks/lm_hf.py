@@ -70,6 +70,15 @@ def _mm_tokenizer(tokens: Path, reg: VocabRegistry) -> MultimodalTokenizer | Non
     return None
 
 
+def _checkpointing(args_class: Any, on: bool) -> dict[str, Any]:
+    """Activation checkpointing under the argument names of the installed ``transformers`` (5.x renamed them)."""
+    import inspect
+
+    names = inspect.signature(args_class).parameters
+    key = "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+    return {key: on, f"{key}_kwargs": {"use_reentrant": False} if on else None}
+
+
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, TrainerCallback, TrainingArguments
 
@@ -102,8 +111,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         output_dir=str(ckpt_dir), per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
         max_steps=t.max_steps, learning_rate=t.lr, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps,
         lr_scheduler_type=t.schedule, logging_steps=t.log_every, save_steps=t.save_steps, save_total_limit=2,
-        bf16=precision == "bf16", gradient_checkpointing=t.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if t.gradient_checkpointing else None,
+        bf16=precision == "bf16", **_checkpointing(TrainingArguments, t.gradient_checkpointing),
         fsdp=t.fsdp or "", dataloader_num_workers=t.num_workers, remove_unused_columns=False, report_to=[],
         seed=cfg.seed, use_cpu=not cuda, disable_tqdm=not cfg.show_progress, save_only_model=False)
     metrics_path = out_dir / "metrics.jsonl"
