@@ -361,7 +361,10 @@ class LMHFTaskConfig(TaskConfig):
         gradient_checkpointing: recompute activations in the backward pass.
         precision: ``auto`` (bf16 on CUDA, fp32 on CPU), ``bf16`` or ``fp32``.
         fsdp: ``transformers``' FSDP option string under torchrun (``"full_shard auto_wrap"``); empty for DDP.
-        flatten: one flattened row per batch (padding-free); ``false``: padded rows.
+        flatten: ``auto`` (one flattened row per batch for flash-attention kernels, padded rows otherwise),
+            ``true`` or ``false`` (see :class:`~modalities.llm.PackedCollator`).
+        attn: the model's attention implementation (``sdpa``, ``eager``, ``flash_attention_2``...; empty: the
+            model's default).
         save_steps: checkpoint every this many steps (the last two are kept).
         log_every: log loss (overall and per modality) every this many steps.
         resume: continue from the last complete checkpoint in ``<run>/checkpoints``.
@@ -384,7 +387,8 @@ class LMHFTaskConfig(TaskConfig):
     gradient_checkpointing: bool = False
     precision: str = "auto"
     fsdp: str = ""
-    flatten: bool = True
+    flatten: Any = "auto"
+    attn: str = ""
     save_steps: int = 100
     log_every: int = 10
     resume: bool = True

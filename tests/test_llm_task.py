@@ -81,7 +81,7 @@ def test_lm_hf_gpt2_new_rows_only(compose, gpt2_dir, own_set, llama_tokens, tmp_
     # the GPT-2 shares the Llama's tokenizer, so the same shards train it
     m = run_task(compose([*TINY, f"task.model={gpt2_dir}", f"task.tokens={llama_tokens}", "task.max_steps=30",
                           "task.save_steps=30", "task.train=new_rows", "task.lr=2e-2",
-                          "task.gradient_checkpointing=true"]), tmp_path)
+                          "task.gradient_checkpointing=true", "task.flatten=true"]), tmp_path)
     assert m["last_loss"] < m["first_loss"], m
     base = AutoModelForCausalLM.from_pretrained(gpt2_dir)
     extend_model(base, MultimodalTokenizer.from_pretrained(tmp_path / "tokenizer"))

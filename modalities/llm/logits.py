@@ -66,13 +66,21 @@ class StreamLogitsProcessor(LogitsProcessor):
         self._which = torch.full((registry.vocab_size,), -1, dtype=torch.long)
         self._which[self._begin_ids] = torch.arange(len(begins))
         self._dev: dict[torch.device, dict[str, torch.Tensor]] = {}
+        self._prompt_tidx = torch.zeros(0, dtype=torch.long)
         self.prompt_len: int | None = None
 
     def _on(self, device: torch.device) -> dict[str, torch.Tensor]:
         if device not in self._dev:
-            self._dev[device] = {k: getattr(self, "_" + k).to(device) for k in
-                                 ("outside", "begin_ids", "tpl", "len", "lo", "hi", "which")}
-            self._dev[device]["arange"] = torch.arange(self.registry.vocab_size, device=device)
+            t = {k: getattr(self, "_" + k).to(device) for k in ("begin_ids", "tpl", "len", "which")}
+            # blocked[k]: the ids a row of state k may not take; 0 outside any segment, 1 + i at a code position
+            # of template i, and the last row (everything blocked) at a fixed position, whose one id is put back
+            v = self.registry.vocab_size
+            blocked = torch.ones(len(self._len) + 2, v, dtype=torch.bool)
+            blocked[0] = ~self._outside
+            for i, (lo, hi) in enumerate(zip(self._lo.tolist(), self._hi.tolist(), strict=True)):
+                blocked[1 + i, lo:hi] = False
+            t["blocked"] = blocked.to(device)
+            self._dev[device] = t
         return self._dev[device]
 
     def _strip(self, row: torch.Tensor) -> torch.Tensor:
@@ -100,8 +108,8 @@ class StreamLogitsProcessor(LogitsProcessor):
         self._prompt_tidx = torch.tensor(tidx, dtype=torch.long, device=input_ids.device)
         self._prompt_pos = torch.tensor(pos, dtype=torch.long, device=input_ids.device)
 
-    def allowed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        """BoolTensor ``[B, V]``: the ids each row may take next."""
+    def _state(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Per row: the index into the ``blocked`` table and the one id a fixed position allows (or -1)."""
         if self.prompt_len is None or input_ids.shape[1] < self.prompt_len or \
                 input_ids.shape[0] != self._prompt_tidx.shape[0]:
             self.start(input_ids)
@@ -118,15 +126,23 @@ class StreamLogitsProcessor(LogitsProcessor):
             pos = torch.where(has, steps - last, pos)
         safe = tidx.clamp(min=0)
         inside = (tidx >= 0) & (pos < t["len"][safe])
-        want = t["tpl"][safe, pos.clamp(max=t["tpl"].shape[1] - 1)]
-        ar = t["arange"][None]
-        code = (ar >= t["lo"][safe][:, None]) & (ar < t["hi"][safe][:, None]) & (want == CODE)[:, None]
-        fixed = ar == want[:, None]
-        return torch.where(inside[:, None], code | fixed, t["outside"][None])
+        want = torch.where(inside, t["tpl"][safe, pos.clamp(max=t["tpl"].shape[1] - 1)], -2)
+        fixed_row = len(self._len) + 1
+        kind = torch.where(inside, torch.where(want == CODE, 1 + safe, fixed_row), 0)
+        return kind, torch.where(want >= 0, want, -1), t
+
+    def allowed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """BoolTensor ``[B, V]``: the ids each row may take next."""
+        kind, one, t = self._state(input_ids)
+        ok = ~t["blocked"][kind]
+        return ok.scatter(1, one.clamp(min=0)[:, None], (one >= 0)[:, None] | ok.gather(1, one.clamp(min=0)[:, None]))
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        allowed = self.allowed(input_ids)
-        return scores.masked_fill(~allowed[:, :scores.shape[1]], float("-inf"))
+        kind, one, t = self._state(input_ids)
+        v = scores.shape[1]
+        out = scores.masked_fill(t["blocked"][kind][:, :v], float("-inf"))
+        idx = one.clamp(min=0)[:, None]
+        return out.scatter(1, idx, torch.where((one >= 0)[:, None], scores.gather(1, idx), out.gather(1, idx)))
 
 
 class SegmentEndCriteria(StoppingCriteria):

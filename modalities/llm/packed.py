@@ -129,15 +129,18 @@ def _base_name(reg: VocabRegistry) -> str:
 class PackedCollator:
     """Batches :class:`PackedShards` items for ``transformers.Trainer`` without an attention mask.
 
-    ``flatten=True`` (default, as ``DataCollatorWithFlattening``): every item of the batch back to back in one
-    row ``[1, sum L]``; ``flatten=False``: rows ``[B, max L]``, a short last item padded with ``pad_id``,
-    label :data:`IGNORE` and positions that restart, so padding is its own masked-off document. Either way the
-    model sees ``position_ids`` that restart per document and no ``attention_mask``, and must run without a
-    cache (``use_cache=False``) for ``transformers`` to derive the block-diagonal mask from them.
-    The ``modality`` key is kept for :func:`packed_loss`; pop it before calling a model directly.
+    ``flatten=False`` (default): rows ``[B, max L]``, a short last item padded with ``pad_id``, label
+    :data:`IGNORE` and positions that restart, so padding is its own masked-off document. ``flatten=True`` (as
+    ``DataCollatorWithFlattening``): every item back to back in one row ``[1, sum L]``, for flash-attention
+    kernels that read packed sequences from ``position_ids`` without a mask; with ``sdpa``/``eager`` attention
+    ``transformers`` builds a dense mask over the whole flattened row, which costs ``(B L)^2`` instead of
+    ``B L^2`` (12x slower at 8 x 512 on the CPU, ``benchmarks/llm_packed.py --flatten``). Either way the model
+    sees ``position_ids`` that restart per document and no ``attention_mask``, and must run without a cache
+    (``use_cache=False``) for ``transformers`` to derive the block-diagonal mask from them. The ``modality`` key
+    is kept for :func:`packed_loss`; pop it before calling a model directly.
     """
 
-    def __init__(self, pad_id: int, flatten: bool = True) -> None:
+    def __init__(self, pad_id: int, flatten: bool = False) -> None:
         self.pad_id, self.flatten = int(pad_id), flatten
 
     def __call__(self, items: Iterable[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

@@ -8,14 +8,88 @@ HF causal LM folder" can be exercised offline.
 
 from __future__ import annotations
 
+import json
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-__all__ = ["FAMILIES", "make_tiny_lm"]
+__all__ = ["FAMILIES", "TOKENIZER_FAMILIES", "make_tiny_lm", "make_tiny_tokenizer"]
 
 FAMILIES = ("llama", "gpt2")
+#: ``byte_bpe``: byte-level BPE with a regex pre-tokenizer and added special tokens (GPT-2, Llama 3, Qwen 2);
+#: ``sp_bpe``: SentencePiece-style BPE with byte fallback, ``<unk> <s> </s>`` first and ``▁`` for spaces
+#: (Llama 2, Mistral); ``unigram``: a SentencePiece Unigram model with a normaliser and ``<unk>`` (T5).
+TOKENIZER_FAMILIES = ("byte_bpe", "sp_bpe", "unigram")
+
+
+def make_tiny_tokenizer(folder: str | Path, texts: Sequence[str], family: str = "byte_bpe", vocab_size: int = 700
+                        ) -> Path:
+    """Trains a small tokenizer of ``family`` (:data:`TOKENIZER_FAMILIES`) on ``texts`` and writes
+    ``tokenizer.json`` and ``tokenizer_config.json`` into ``folder``, laid out as the models of that family ship
+    them (special tokens, ``bos``/``eos``/``pad`` names), so ``AutoTokenizer`` and
+    :meth:`TextTokenizer.from_hf <modalities.text.TextTokenizer.from_hf>` read it like a downloaded one."""
+    if family not in TOKENIZER_FAMILIES:
+        raise ValueError(f"family must be one of {list(TOKENIZER_FAMILIES)}, got {family!r}")
+    tk, config = {"byte_bpe": _byte_bpe, "sp_bpe": _sp_bpe, "unigram": _unigram}[family](list(texts), vocab_size)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tk.save(str(folder / "tokenizer.json"))
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def _byte_bpe(texts: list[str], vocab_size: int) -> tuple[Any, dict]:
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[], show_progress=False,
+                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tk.add_special_tokens([AddedToken("<|endoftext|>", special=True), AddedToken("<|im_start|>", special=True),
+                           AddedToken("<|im_end|>", special=True)])
+    tk.add_tokens([AddedToken("<think>", special=False)])  # a non-special added token is ordinary text
+    return tk, {"tokenizer_class": "GPT2Tokenizer", "bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>",
+                "unk_token": "<|endoftext|>"}
+
+
+def _sp_bpe(texts: list[str], vocab_size: int) -> tuple[Any, dict]:
+    # learn merges over "▁"-joined words, then lay the vocabulary out as Llama 2 does:
+    # <unk> <s> </s>, the 256 byte pieces <0x00>..<0xFF>, then the learned pieces
+    norm = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    learn = Tokenizer(models.BPE(unk_token="<unk>"))
+    learn.normalizer = norm
+    learn.train_from_iterator(texts, trainers.BpeTrainer(vocab_size=vocab_size - 259, special_tokens=["<unk>"], limit_alphabet=70,
+                                                            show_progress=False))
+    spec = json.loads(learn.to_str())
+    learned = sorted(spec["model"]["vocab"].items(), key=lambda kv: kv[1])
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"<0x{b:02X}>": 3 + b for b in range(256)}
+    for piece, _ in learned:
+        if piece not in vocab:
+            vocab[piece] = len(vocab)
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in spec["model"]["merges"]]
+    tk = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tk.normalizer = norm
+    tk.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(),
+                                    decoders.Strip(" ", 1, 0)])
+    tk.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<unk>", "<s>", "</s>")])
+    return tk, {"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "<s>", "eos_token": "</s>",
+                "unk_token": "<unk>"}
+
+
+def _unigram(texts: list[str], vocab_size: int) -> tuple[Any, dict]:
+    tk = Tokenizer(models.Unigram())
+    tk.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
+    tk.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tk.train_from_iterator(texts, trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
+                                                             unk_token="<unk>", show_progress=False))
+    return tk, {"tokenizer_class": "PreTrainedTokenizerFast", "eos_token": "</s>", "pad_token": "<pad>",
+                "unk_token": "<unk>"}
+
+
 
 
 def make_tiny_lm(folder: str | Path, tokenizer_folder: str | Path, family: str = "llama", hidden: int = 64,

@@ -70,6 +70,15 @@ def _mm_tokenizer(tokens: Path, reg: VocabRegistry) -> MultimodalTokenizer | Non
     return None
 
 
+def _flatten(setting: Any, model: Any) -> bool:
+    """``task.flatten``: ``auto`` flattens only for flash-attention kernels (see :class:`PackedCollator`)."""
+    if setting == "auto":
+        return str(getattr(model.config, "_attn_implementation", "")).startswith("flash")
+    if not isinstance(setting, bool):
+        raise ValueError(f"task.flatten must be auto, true or false, got {setting!r}")
+    return setting
+
+
 def _checkpointing(args_class: Any, on: bool) -> dict[str, Any]:
     """Activation checkpointing under the argument names of the installed ``transformers`` (5.x renamed them)."""
     import inspect
@@ -98,7 +107,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     loss_on = OmegaConf.to_object(t.loss_on) if OmegaConf.is_config(t.loss_on) else t.loss_on
     data = PackedShards(tokens, t.seq_len, loss_on, reg)
     model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, trust_remote_code=False,
-                                                 use_safetensors=True, dtype=torch.float32)
+                                                 use_safetensors=True, dtype=torch.float32,
+                                                 **({"attn_implementation": t.attn} if t.attn else {}))
     init = OmegaConf.to_object(t.init) if OmegaConf.is_config(t.init) else t.init
     report = extend_model(model, reg, init=init, seed=cfg.seed)
     log.info("extended %s:\n%s", model_dir, report)
@@ -123,7 +133,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                     f.write(json.dumps({"step": state.global_step} | logs) + "\n")
 
     trainer = PackedTrainer(model=model, args=args, train_dataset=data, registry=reg,
-                            data_collator=PackedCollator(reg.pad_id, flatten=t.flatten), callbacks=[_JsonLog()])
+                            data_collator=PackedCollator(reg.pad_id, flatten=_flatten(t.flatten, model)),
+                            callbacks=[_JsonLog()])
     resume = last_checkpoint(ckpt_dir) if t.resume else None
     if resume is not None:
         log.info("resuming from %s", resume)
