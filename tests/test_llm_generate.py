@@ -9,8 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, LogitsProcessor
 
 from modalities.generate import StreamGrammar, segment_prefix
-from modalities.llm import (SegmentEndCriteria, StreamLogitsProcessor, extend_model, text_to_image,
-                            text_to_speech)
+from modalities.llm import SegmentEndCriteria, StreamLogitsProcessor, extend_model, text_to_image, text_to_speech
 from modalities.stream import StreamFormatError, segment_length, unpack
 
 from .llm_setup import base_mm, hf_dirs, llama_dir  # noqa: F401
@@ -100,7 +99,11 @@ def test_masks_equal_the_grammar_step_by_step(base_mm):  # noqa: F811
 
         _enter_prompt(p, reg, g)
     proc = StreamLogitsProcessor(reg, shapes)
-    for _ in range(80):
+    for step in range(80):
+        if step % 10 == 9:  # reorder the rows, as beam search does: the processor must read them again
+            order = torch.randperm(3, generator=gen)
+            ids, grammars = ids[order], [grammars[i] for i in order.tolist()]
+            proc._prompt_tidx, proc._prompt_pos = proc._prompt_tidx[order], proc._prompt_pos[order]
         allowed = proc.allowed(ids)
         for b, g in enumerate(grammars):
             assert torch.equal(allowed[b], g.allowed()), b

@@ -6,9 +6,8 @@ ids, ``<eos>`` and the begin token of each media modality given a shape; inside 
 media segment, exactly its header, its own codes at code positions and the right
 ``<eor>``/``<eof>``/end token elsewhere. Each row's prompt is checked once (it may
 end inside an open segment, after :func:`~modalities.generate.segment_prefix`);
-after that the state of a row is read from its generated ids alone (the position
-of its last begin token), vectorised over the batch, so beam search, which
-reorders rows between steps, is followed correctly. :class:`SegmentEndCriteria`
+after that each row's state follows its newest id, or is read again from its
+generated ids when the rows were reordered (beam search), vectorised over the batch. :class:`SegmentEndCriteria`
 ends a row when it closes a media segment.
 """
 
@@ -43,6 +42,12 @@ class StreamLogitsProcessor(LogitsProcessor):
     prompts are fine (leading ``registry.pad_id`` is skipped when it differs from ``<bos>``). A processor
     follows one ``generate`` call: it resets itself when it sees a new prompt (fewer ids than last time).
 
+    Each row's state is a template (or "outside") and a position in it. It is updated from the newest id alone
+    while the rows are the ones seen at the last call plus one id each (sampling, greedy); when they are not
+    (beam search reorders rows), it is read again from the generated ids (the position of each row's last begin
+    token). Each state maps to one row of a precomputed table of blocked ids (outside; a code position of each
+    modality; each fixed id), so a step costs one table lookup and one ``masked_fill`` on the scores.
+
     Raises:
         StreamFormatError: a prompt is malformed, or ends inside a segment whose shape is not in ``shapes``.
     """
@@ -52,35 +57,33 @@ class StreamLogitsProcessor(LogitsProcessor):
         self.shapes = {k: tuple(int(d) for d in v) for k, v in shapes.items()}
         self.allow_eos = allow_eos
         grammar = StreamGrammar(registry, self.shapes, allow_eos)
-        self._outside = grammar.outside
         begins = list(grammar.templates)
         tpls = [grammar.templates[b] for b in begins]
-        n = max((len(t[0]) for t in tpls), default=1)
-        self._begin_ids = torch.tensor(begins, dtype=torch.long)
-        self._tpl = torch.full((max(len(tpls), 1), n + 1), -2, dtype=torch.long)
-        for i, (t, _, _) in enumerate(tpls):
-            self._tpl[i, :len(t)] = t
-        self._len = torch.tensor([len(t[0]) for t in tpls] or [0], dtype=torch.long)
-        self._lo = torch.tensor([t[1] for t in tpls] or [0], dtype=torch.long)
-        self._hi = torch.tensor([t[2] for t in tpls] or [0], dtype=torch.long)
-        self._which = torch.full((registry.vocab_size,), -1, dtype=torch.long)
-        self._which[self._begin_ids] = torch.arange(len(begins))
+        self.outside = len(tpls)  #: the template index of "outside any segment"
+        longest = max((len(t[0]) for t in tpls), default=1)
+        fixed = sorted({int(x) for t, _, _ in tpls for x in t[1:].tolist() if x != CODE})
+        row_of = {x: 1 + len(tpls) + k for k, x in enumerate(fixed)}
+        v = registry.vocab_size
+        blocked = torch.ones(1 + len(tpls) + len(fixed), v, dtype=torch.bool)
+        blocked[0] = ~grammar.outside
+        kind = torch.zeros(len(tpls) + 1, longest + 1, dtype=torch.long)  # positions past the end: outside (0)
+        for i, (t, lo, hi) in enumerate(tpls):
+            blocked[1 + i, lo:hi] = False
+            for p in range(1, len(t)):
+                kind[i, p] = 1 + i if int(t[p]) == CODE else row_of[int(t[p])]
+        for x, r in row_of.items():
+            blocked[r, x] = False
+        which = torch.full((v,), -1, dtype=torch.long)
+        which[torch.tensor(begins, dtype=torch.long)] = torch.arange(len(begins))
+        self._cpu = {"blocked": blocked, "kind": kind, "which": which,
+                     "begin_ids": torch.tensor(begins, dtype=torch.long)}
         self._dev: dict[torch.device, dict[str, torch.Tensor]] = {}
-        self._prompt_tidx = torch.zeros(0, dtype=torch.long)
         self.prompt_len: int | None = None
+        self._seen: torch.Tensor | None = None
 
     def _on(self, device: torch.device) -> dict[str, torch.Tensor]:
         if device not in self._dev:
-            t = {k: getattr(self, "_" + k).to(device) for k in ("begin_ids", "tpl", "len", "which")}
-            # blocked[k]: the ids a row of state k may not take; 0 outside any segment, 1 + i at a code position
-            # of template i, and the last row (everything blocked) at a fixed position, whose one id is put back
-            v = self.registry.vocab_size
-            blocked = torch.ones(len(self._len) + 2, v, dtype=torch.bool)
-            blocked[0] = ~self._outside
-            for i, (lo, hi) in enumerate(zip(self._lo.tolist(), self._hi.tolist(), strict=True)):
-                blocked[1 + i, lo:hi] = False
-            t["blocked"] = blocked.to(device)
-            self._dev[device] = t
+            self._dev[device] = {k: x.to(device) for k, x in self._cpu.items()}
         return self._dev[device]
 
     def _strip(self, row: torch.Tensor) -> torch.Tensor:
@@ -93,27 +96,25 @@ class StreamLogitsProcessor(LogitsProcessor):
     def start(self, input_ids: torch.Tensor) -> None:
         """Checks each row's prompt and records where it leaves the grammar (done by the first call)."""
         tidx, pos = [], []
+        which = self._cpu["which"]
         for row in input_ids.cpu():
             grammar = StreamGrammar(self.registry, self.shapes, self.allow_eos)
             ids = self._strip(row)
             if ids.numel():
                 _enter_prompt(ids, self.registry, grammar)
             if grammar.template is None:
-                tidx.append(-1)
+                tidx.append(self.outside)
                 pos.append(0)
             else:
-                tidx.append(int(self._which[int(grammar.template[0][0])]))
+                tidx.append(int(which[int(grammar.template[0][0])]))
                 pos.append(grammar.pos)
         self.prompt_len = int(input_ids.shape[1])
         self._prompt_tidx = torch.tensor(tidx, dtype=torch.long, device=input_ids.device)
         self._prompt_pos = torch.tensor(pos, dtype=torch.long, device=input_ids.device)
+        self._tidx, self._pos = self._prompt_tidx, self._prompt_pos
 
-    def _state(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """Per row: the index into the ``blocked`` table and the one id a fixed position allows (or -1)."""
-        if self.prompt_len is None or input_ids.shape[1] < self.prompt_len or \
-                input_ids.shape[0] != self._prompt_tidx.shape[0]:
-            self.start(input_ids)
-        t = self._on(input_ids.device)
+    def _rescan(self, input_ids: torch.Tensor, t: dict[str, torch.Tensor]) -> None:
+        """Each row's state read from its generated ids: after its last begin token, else where its prompt left it."""
         gen = input_ids[:, self.prompt_len:]
         steps = gen.shape[1]
         tidx, pos = self._prompt_tidx, self._prompt_pos + steps
@@ -121,28 +122,39 @@ class StreamLogitsProcessor(LogitsProcessor):
             is_begin = torch.isin(gen, t["begin_ids"])
             last = torch.where(is_begin, torch.arange(steps, device=gen.device), -1).max(1).values
             has = last >= 0
-            began = t["which"][gen.gather(1, last.clamp(min=0)[:, None])[:, 0]]
-            tidx = torch.where(has, began, tidx)
+            tidx = torch.where(has, t["which"][gen.gather(1, last.clamp(min=0)[:, None])[:, 0]], tidx)
             pos = torch.where(has, steps - last, pos)
-        safe = tidx.clamp(min=0)
-        inside = (tidx >= 0) & (pos < t["len"][safe])
-        want = torch.where(inside, t["tpl"][safe, pos.clamp(max=t["tpl"].shape[1] - 1)], -2)
-        fixed_row = len(self._len) + 1
-        kind = torch.where(inside, torch.where(want == CODE, 1 + safe, fixed_row), 0)
-        return kind, torch.where(want >= 0, want, -1), t
+        self._tidx, self._pos = tidx, pos
+
+    def _state(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The ``blocked`` table row of each row of ``input_ids``."""
+        seen = self._seen
+        if self.prompt_len is None or input_ids.shape[1] < self.prompt_len or \
+                input_ids.shape[0] != self._prompt_tidx.shape[0]:
+            self.start(input_ids)
+            seen = None
+        t = self._on(input_ids.device)
+        if seen is None or input_ids.shape[1] == seen.shape[1]:
+            pass  # the prompt itself (or the same ids again): the state is current
+        elif input_ids.shape[1] == seen.shape[1] + 1 and torch.equal(input_ids[:, :-1], seen):
+            w = t["which"][input_ids[:, -1]]
+            began = w >= 0
+            self._tidx = torch.where(began, w, self._tidx)
+            self._pos = torch.where(began, 1, self._pos + 1)
+        else:
+            self._rescan(input_ids, t)
+        self._seen = input_ids
+        kind = t["kind"]
+        return kind[self._tidx, self._pos.clamp(max=kind.shape[1] - 1)], t
 
     def allowed(self, input_ids: torch.Tensor) -> torch.Tensor:
         """BoolTensor ``[B, V]``: the ids each row may take next."""
-        kind, one, t = self._state(input_ids)
-        ok = ~t["blocked"][kind]
-        return ok.scatter(1, one.clamp(min=0)[:, None], (one >= 0)[:, None] | ok.gather(1, one.clamp(min=0)[:, None]))
+        kind, t = self._state(input_ids)
+        return ~t["blocked"][kind]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        kind, one, t = self._state(input_ids)
-        v = scores.shape[1]
-        out = scores.masked_fill(t["blocked"][kind][:, :v], float("-inf"))
-        idx = one.clamp(min=0)[:, None]
-        return out.scatter(1, idx, torch.where((one >= 0)[:, None], scores.gather(1, idx), out.gather(1, idx)))
+        kind, t = self._state(input_ids)
+        return scores.masked_fill(t["blocked"][kind][:, :scores.shape[1]], float("-inf"))
 
 
 class SegmentEndCriteria(StoppingCriteria):
