@@ -139,3 +139,16 @@ def test_lm_hf_refuses_shards_of_another_vocabulary(compose, llama_dir, hf_dirs,
         run_task(compose([*TINY, f"task.model={llama_dir}", f"task.tokens={tmp_path / 'other'}"]), tmp_path / "b")
     with pytest.raises(FileNotFoundError, match="no config.json"):
         run_task(compose([*TINY, f"task.model={tmp_path}", f"task.tokens={tmp_path / 'other'}"]), tmp_path / "c")
+
+
+def test_lm_hf_under_torchrun_two_cpu_ranks(llama_dir, llama_tokens, tmp_path):  # noqa: F811
+    """DDP through torchrun (gloo): two ranks each take their own batches, so an epoch goes twice as fast."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "train.py", *TINY,
+           f"task.model={llama_dir}", f"task.tokens={llama_tokens}", "task.max_steps=6", "task.save_steps=6",
+           "task.seq_len=32", "task.batch_size=2", f"hydra.run.dir={tmp_path}"]
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    state = json.loads((tmp_path / "checkpoints/checkpoint-6/trainer_state.json").read_text())
+    sequences = json.loads((tmp_path / "lm_hf.json").read_text())["sequences"]
+    assert state["epoch"] == pytest.approx(6 * 2 * 2 / sequences, rel=0.05)  # 2 ranks x 2 sequences per step
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "model").config.vocab_size % 128 == 0
