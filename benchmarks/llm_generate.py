@@ -24,24 +24,17 @@ import time
 from pathlib import Path
 
 import torch
+from llm_common import base_model, model_options
 
 from modalities import TextTokenizer, VocabRegistry
 from modalities.generate import segment_prefix
-from modalities.llm import StreamLogitsProcessor, extend_model, make_tiny_lm
-from modalities.llm.tiny import make_tiny_tokenizer
-
-REPO = Path(__file__).resolve().parents[1]
+from modalities.llm import StreamLogitsProcessor, extend_model
 
 
 def build(args: argparse.Namespace, work: Path) -> tuple[torch.nn.Module, VocabRegistry]:
     from transformers import AutoModelForCausalLM
 
-    folder = Path(args.model) if args.model else None
-    if folder is None:
-        texts = (REPO / "samples/text/corpus/train.txt").read_text(encoding="utf-8").splitlines()[:20000]
-        tok_dir = make_tiny_tokenizer(work / "tok", texts, "byte_bpe", args.text_vocab)
-        folder = make_tiny_lm(work / "lm", tok_dir, "llama", hidden=args.hidden, layers=args.layers,
-                              heads=max(1, args.hidden // 64))
+    folder = base_model(args, work)
     text = TextTokenizer.from_hf(folder)
     reg = VocabRegistry(base=text.base_vocab)
     text.register(reg, "text")
@@ -70,11 +63,7 @@ def per_token(model: torch.nn.Module, prompt: torch.Tensor, new: int, processor:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="a local HF causal LM folder (default: a tiny random Llama)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--text-vocab", type=int, default=8000)
+    model_options(p)
     p.add_argument("--image-codes", type=int, default=16384)
     p.add_argument("--audio-codes", type=int, default=2048)
     p.add_argument("--grid", type=int, default=16, help="image segment of grid x grid codes")

@@ -19,22 +19,17 @@ import time
 from pathlib import Path
 
 import torch
+from llm_common import base_model, corpus, model_options
 
 from modalities import MultimodalTokenizer, TextTokenizer
-from modalities.llm import PackedCollator, PackedShards, extend_model, make_tiny_lm, packed_loss
-from modalities.llm.tiny import make_tiny_tokenizer
+from modalities.llm import PackedCollator, PackedShards, extend_model, packed_loss
 from modalities.multimodal import Text
 from modalities.shards import pretokenize
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=None, help="a local HF causal LM folder (default: a tiny random Llama)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--hidden", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
+    model_options(p)
     p.add_argument("--docs", type=int, default=4000)
     p.add_argument("--seq-len", type=int, default=512)
     p.add_argument("--batch", type=int, default=8)
@@ -49,10 +44,8 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        lines = [s for s in (REPO / "samples/text/corpus/train.txt").read_text(encoding="utf-8").splitlines() if s]
-        folder = Path(args.model) if args.model else make_tiny_lm(
-            tmp / "lm", make_tiny_tokenizer(tmp / "tok", lines[:20000], "byte_bpe", 4000), "llama",
-            hidden=args.hidden, layers=args.layers, heads=max(1, args.hidden // 64))
+        lines = corpus()
+        folder = base_model(args, tmp)
         tok = MultimodalTokenizer({"text": TextTokenizer.from_hf(folder)})
         docs = [[Text(lines[i % len(lines)])] for i in range(args.docs)]
         pretokenize(docs, tok, tmp / "tokens", shard_docs=1000, show_progress=False)

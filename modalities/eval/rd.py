@@ -38,6 +38,28 @@ def _number(v: Any) -> float | None:
     return float(v)
 
 
+def curves_of(points: Sequence[Mapping[str, Any]], x: str, y: str, who: str
+              ) -> tuple[dict[str, list[tuple[float, float]]], dict[str, int]]:
+    """``points`` grouped by ``name``: the ``(x, y)`` pairs of each name, and how many of its points had an ``x`` or
+    ``y`` that is not a finite number (skipped). Raises ``ValueError`` (naming ``who``) on no points or a point
+    without a name."""
+    if not points:
+        raise ValueError(f"{who}: no points")
+    curves: dict[str, list[tuple[float, float]]] = {}
+    skipped: dict[str, int] = {}
+    for i, p in enumerate(points):
+        if "name" not in p:
+            raise ValueError(f"{who}: point {i} has no 'name': {dict(p)}")
+        name = str(p["name"])
+        curves.setdefault(name, [])
+        xv, yv = _number(p.get(x)), _number(p.get(y))
+        if xv is None or yv is None:
+            skipped[name] = skipped.get(name, 0) + 1
+        else:
+            curves[name].append((xv, yv))
+    return curves, skipped
+
+
 def plot_rate_distortion(points: Sequence[Mapping[str, Any]], x: str, y: str, path: str | Path,
                          title: str | None = None, logx: bool = False) -> Path:
     """Writes a PNG of ``y`` against ``x`` for every ``name`` in ``points`` and returns its path.
@@ -55,20 +77,7 @@ def plot_rate_distortion(points: Sequence[Mapping[str, Any]], x: str, y: str, pa
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not points:
-        raise ValueError("plot_rate_distortion: no points")
-    curves: dict[str, list[tuple[float, float]]] = {}
-    skipped: dict[str, int] = {}
-    for i, p in enumerate(points):
-        if "name" not in p:
-            raise ValueError(f"plot_rate_distortion: point {i} has no 'name': {dict(p)}")
-        name = str(p["name"])
-        curves.setdefault(name, [])
-        xv, yv = _number(p.get(x)), _number(p.get(y))
-        if xv is None or yv is None:
-            skipped[name] = skipped.get(name, 0) + 1
-        else:
-            curves[name].append((xv, yv))
+    curves, skipped = curves_of(points, x, y, "plot_rate_distortion")
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for name, pts in curves.items():

@@ -184,22 +184,9 @@ def plot_rd(points: Sequence[Mapping[str, Any]], x: str, y: str, title: str | No
     """Quality ``y`` against rate ``x``: one line per ``name`` of ``points`` (the rows an evaluation writes,
     as :func:`modalities.eval.rd.plot_rate_distortion` takes them), axes labelled with units and which way is
     better; rows whose ``x`` or ``y`` is not a finite number are counted in the legend ("1 not computed")."""
-    from .rd import _LOWER_IS_BETTER, _number
+    from .rd import _LOWER_IS_BETTER, curves_of
 
-    if not points:
-        raise ValueError("plot_rd: no points")
-    curves: dict[str, list[tuple[float, float]]] = {}
-    skipped: dict[str, int] = {}
-    for i, p in enumerate(points):
-        if "name" not in p:
-            raise ValueError(f"plot_rd: point {i} has no 'name': {dict(p)}")
-        name = str(p["name"])
-        curves.setdefault(name, [])
-        xv, yv = _number(p.get(x)), _number(p.get(y))
-        if xv is None or yv is None:
-            skipped[name] = skipped.get(name, 0) + 1
-        else:
-            curves[name].append((xv, yv))
+    curves, skipped = curves_of(points, x, y, "plot_rd")
     fig, axes = _figure(1, 1, (6.4, 4.4))
     ax = axes[0, 0]
     for name, pts in curves.items():
