@@ -1,4 +1,5 @@
-"""Shared fixtures: the bundled samples, a small trained text tokenizer, Hydra composition."""
+"""Shared fixtures: the bundled samples, a small trained text tokenizer, Hydra composition, and one debug-size demo
+run that the slow tests share (trained once per session instead of once per test)."""
 
 from __future__ import annotations
 
@@ -49,18 +50,41 @@ def registry() -> VocabRegistry:
     return make_registry()
 
 
-@pytest.fixture()
-def compose():
-    """compose(overrides) -> the composed Hydra config, as train.py would see it."""
+def compose_config(overrides: list[str] | None = None):
+    """The composed Hydra config, as train.py would see it."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from modalities.config import register_configs
 
     register_configs()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return hydra_compose(config_name="config", overrides=overrides or [])
 
-    def _compose(overrides: list[str] | None = None):
-        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-            return hydra_compose(config_name="config", overrides=overrides or [])
 
-    return _compose
+@pytest.fixture()
+def compose():
+    """compose(overrides) -> the composed Hydra config, as train.py would see it."""
+    return compose_config
+
+
+# ``python train.py`` (task=demo) at debug size: every stage runs and trains for real (the vocoder too), for a few
+# steps each, and validates on less (64-px held-out crops, 1.28 s clips, 256 crops for the image codebook refit)
+# than the shipped recipes, whose validation and refit would otherwise cost more than the training. The asserts
+# are in tests/test_demo.py.
+DEMO_TINY = ["task.steps.image=20", "task.steps.audio=20", "task.steps.vocoder=20", "task.steps.lm=30",
+             "task.image=['experiment=image_small','task.baseline=false','task.val_size=64','task.refit_crops=256']",
+             "task.audio=['experiment=audio_debug','task.baseline=false','task.val_seconds=1.28']",
+             "task.vocoder=['task=vocoder','task.val_seconds=1.28','task.examples=2']",
+             "show_progress=false", "trainer.device=cpu", "task.num_workers=1"]
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> tuple[Path, dict]:
+    """``(run_dir, metrics)`` of one demo run at :data:`DEMO_TINY`, shared by the tests that need a finished run
+    (the demo's own test, the notebook's). Read-only: a test that runs anything in it copies it first
+    (``shutil.copytree``)."""
+    from modalities.tasks import run_task
+
+    run_dir = tmp_path_factory.mktemp("demo_run")
+    return run_dir, run_task(compose_config(DEMO_TINY), run_dir)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -16,34 +17,36 @@ from modalities import unpack
 from modalities.registry import VocabRegistry
 from modalities.tasks import run_task
 
+from .conftest import DEMO_TINY as TINY
 from .conftest import REPO
-
-TINY = ["task.steps.image=20", "task.steps.audio=20", "task.steps.lm=30", "show_progress=false",
-        "trainer.device=cpu", "task.num_workers=1"]
 
 
 @pytest.mark.slow
-def test_demo_runs_every_stage_and_reuses_them(compose, tmp_path):
-    m = run_task(compose(TINY), tmp_path)
-    report = tmp_path / "report"
+def test_demo_runs_every_stage_and_reuses_them(demo_run, tmp_path):
+    """The shared debug-size run (``demo_run``, conftest.py): every stage's output, then ``train.py`` again on a
+    copy of its folder reuses every stage."""
+    run_dir, m = demo_run
+    report = run_dir / "report"
     for name in ("image_reconstructions.png", "audio_reconstructions.png", "loss_curves.png", "generated_image.png",
                  "generated_speech.wav", "metrics.md", "audio_reconstructions/00_reconstruction.wav"):
         assert (report / name).is_file(), name
     assert m["documents"] == 108 and m["skipped"] == 0 and m["lm_steps"] == 30 and m["image_steps"] == 20
+    assert m["vocoder_steps"] == 20 and (report / "vocoder_examples").is_dir()  # the vocoder stage ran too
     assert m["tokens"] == sum(m[f"tokens_{k}"] for k in ("text", "image", "audio", "special"))
     assert all(m[f"lm_loss_{k}"] > 0 for k in ("text", "image", "audio"))
     # the generated media have the asked geometry: 128x128 image, 3 s of speech at 25 tokens/s
     assert Image.open(report / "generated_image.png").size == (128, 128)
     info = sf.info(report / "generated_speech.wav")
     assert info.samplerate == 16000 and abs(info.duration - 3.0) < 0.05
-    registry = VocabRegistry.load(tmp_path / "lm/model/registry.json")
+    registry = VocabRegistry.load(run_dir / "lm/model/registry.json")
     for media, shape in (("image", (16, 16)), ("audio", (2, 75))):
         gen = json.loads((report / f"generated_{media}.json").read_text())
         segs = unpack(torch.tensor(gen["ids"]), registry)
         assert [s.modality for s in segs] == ["text", media] and tuple(segs[1].codes.shape) == shape
     table = (report / "metrics.md").read_text()
     assert "| lm_loss_image |" in table and "| image_psnr |" in table
-    # the same run directory again, through train.py: every stage is reused, nothing retrains
+    # the same run directory again (a copy), through train.py: every stage is reused, nothing retrains
+    shutil.copytree(run_dir, tmp_path, dirs_exist_ok=True)
     proc = subprocess.run([sys.executable, "train.py", *TINY, f"hydra.run.dir={tmp_path}"], cwd=REPO,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

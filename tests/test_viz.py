@@ -188,13 +188,20 @@ def test_notebook_shows_only_held_out_items_of_a_tiny_run(tmp_path, text_tok):
 
 
 @pytest.mark.slow
-def test_reconstruction_notebook_runs(tmp_path):
-    """Top to bottom with nbclient, training a debug run in place (the notebook's fallback)."""
+def test_reconstruction_notebook_runs(tmp_path, demo_run):
+    """Top to bottom with nbclient on a run folder without a tokenizer, so the notebook falls back to
+    ``train.py`` in place: on a copy of the shared debug demo run (conftest.py) whose stages are finished, that run
+    reuses them (tests/test_demo.py checks the reuse) and writes the tokenizer the notebook then shows."""
+    import shutil
+
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(REPO / "notebooks/reconstruction.ipynb", as_version=4)
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), "commit notebooks without outputs"
+    top = str(demo_run[0])
+    shutil.copytree(top, tmp_path / "run", ignore=lambda d, names: ["tokenizer"] if d == top else [])
+    assert not (tmp_path / "run/tokenizer").exists() and (tmp_path / "run/image/tokenizer/image").is_dir()
     os.environ.update(MMTOK_RUN_DIR=str(tmp_path / "run"), MMTOK_DEBUG_STEPS="20")
     try:
         NotebookClient(nb, timeout=600, kernel_name="python3",
@@ -203,6 +210,8 @@ def test_reconstruction_notebook_runs(tmp_path):
         del os.environ["MMTOK_RUN_DIR"], os.environ["MMTOK_DEBUG_STEPS"]
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
+    assert "training a debug one" in json.dumps(nb.cells[2].outputs)  # the fallback ran
+    assert (tmp_path / "run/tokenizer/multimodal.json").is_file()
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     players = [o for o in outputs if "<audio" in json.dumps(o.get("data", {}))]
     assert len(images) >= 5 and len(players) >= 2  # grids, mels, two usage plots, the stream; audio players
