@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-# name -> (script, takes --device): the device-aware scripts measure a GPU when asked
-SCRIPTS = {
+# name -> (script, takes --device): the device-aware scripts measure a GPU when asked; "cuda" runs only with one
+SCRIPTS: dict[str, tuple[str, bool | str]] = {
     "text": ("text_throughput.py", False),
     "image": ("image_throughput.py", True),
     "audio": ("audio_throughput.py", True),
@@ -25,6 +25,9 @@ SCRIPTS = {
     "external": ("external_throughput.py", True),
     "scaling": ("train_scaling.py", True),  # 1 and 2 ranks under torchrun (gloo on CPU, NCCL with --device cuda)
     "rd": ("rate_distortion.py", False),  # 8 image tokenizers trained and scored (about 50 minutes on 2 CPU cores)
+    "llm_generate": ("llm_generate.py", True),  # the stream logits processor's cost per token in model.generate
+    "llm_packed": ("llm_packed.py", True),  # PackedShards against a training step of a Hugging Face model
+    "gpu": ("gpu_suite.py", "cuda"),  # the GPU checks of modalities.llm in one run (with --device cuda only)
 }
 
 
@@ -34,6 +37,10 @@ def commands(names: list[str], device: str) -> list[list[str]]:
     out = []
     for name in names:
         script, takes_device = SCRIPTS[name]
+        if takes_device == "cuda":
+            if device == "cuda":
+                out.append([sys.executable, str(here / script)])
+            continue
         out.append([sys.executable, str(here / script), *(["--device", device] if takes_device else [])])
     return out
 
@@ -45,7 +52,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args()
     failed = []
-    for name, cmd in zip(args.only, commands(args.only, args.device), strict=True):
+    names = [n for n in args.only if SCRIPTS[n][1] != "cuda" or args.device == "cuda"]
+    for name, cmd in zip(names, commands(names, args.device), strict=True):
         print("$", " ".join(cmd), flush=True)
         if not args.dry_run and subprocess.run(cmd).returncode:
             failed.append(name)

@@ -140,10 +140,13 @@ def test_run_all_lists_every_script_and_forwards_the_device():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     cmds = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("$ ")]
-    scripts = sorted(p.name for p in (REPO / "benchmarks").glob("*.py") if p.name not in ("run_all.py", "timing.py"))
+    scripts = sorted(p.name for p in (REPO / "benchmarks").glob("*.py") if p.name not in ("run_all.py", "timing.py", "llm_common.py"))
     assert sorted(c[1].rsplit("/", 1)[-1] for c in cmds) == scripts  # no script is left out
     device = {c[1].rsplit("/", 1)[-1]: c[2:] == ["--device", "cuda"] for c in cmds}
     assert device["image_throughput.py"] and device["lm_throughput.py"] and not device["text_throughput.py"]
+    cpu = subprocess.run([sys.executable, "benchmarks/run_all.py", "--dry-run"], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert "gpu_suite.py" not in cpu.stdout and "llm_generate.py" in cpu.stdout  # the GPU suite needs --device cuda
 
 
 def test_rate_distortion_plot_points_join_tokenizers_and_trim_codecs():
