@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,14 +135,14 @@ class BaseVocab:
             as pairs sorted by name.
         reserved: the base's special tokens as ``(id, content)`` pairs sorted by id (controls among them):
             ids of the text range that text never produces and streams never hold, except as controls.
-        name: a label for messages (the folder it came from); not part of the fingerprint.
+        name: a label for messages (the folder it came from); not part of the fingerprint, nor of equality.
     """
 
     size: int
     sha256: str
     controls: tuple[tuple[str, int], ...] = ()
     reserved: tuple[tuple[int, str], ...] = ()
-    name: str = ""
+    name: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.size, bool) or not isinstance(self.size, int) or self.size < 1:
@@ -322,10 +322,7 @@ class VocabRegistry:
                     raise RegistryError(f"modality {name!r}: special {s!r} already exists")
             self.add_special(begin)
             self.add_special(end)
-        if self.base is not None and not self._modalities:
-            offset = 0
-        else:
-            offset = max(self._modalities[-1].stop, self._slots_stop) if self._modalities else self.num_special_slots
+        offset = 0 if self.base is not None and not self._modalities else self.used_size
         m = Modality(name, kind, size, offset, len(self._modalities) + 1, begin, end)
         self._modalities.append(m)
         self._by_name[name] = m
@@ -565,8 +562,7 @@ class VocabRegistry:
         ``other`` may add specials and append modalities; it may not move,
         resize or re-kind an existing modality, nor renumber a special.
         """
-        if other.base != self.base and (other.base is None or self.base is None
-                                        or other.base.to_dict() != self.base.to_dict()):
+        if other.base != self.base:
             def what(b: BaseVocab | None) -> str:
                 return "the own layout" if b is None else f"base {b.name or '?'} ({b.size} ids, sha256 {b.sha256[:12]})"
             raise VocabMismatchError(f"base vocabularies differ: {what(self.base)} vs {what(other.base)}")

@@ -100,7 +100,7 @@ class TextTokenizer(Tokenizer):
         self._raw = raw  # the base's tokenizer.json bytes, saved verbatim (its hash is in the fingerprint)
         self._reserved: frozenset[int] = frozenset()
         if base is not None:
-            hf_tokenizer = _without_reserved_pieces(hf_tokenizer, base)
+            hf_tokenizer = _without_reserved_pieces(hf_tokenizer, base, raw)
             hf_tokenizer.encode_special_tokens = True  # text never becomes one of the base's special tokens
             self._reserved = frozenset(i for i, _ in base.reserved)
             self._tk = hf_tokenizer
@@ -156,14 +156,14 @@ class TextTokenizer(Tokenizer):
         fallback); false for e.g. T5's Unigram (normaliser, ``<unk>``)."""
         if self._base is None:
             return True
-        spec = json.loads(self._tk.to_str())
+        spec = _spec(self._tk, self._raw)
         model = spec.get("model") or {}
         byte_level = "ByteLevel" in json.dumps(spec.get("pre_tokenizer")) or model.get("byte_fallback") is True
         return spec.get("normalizer") is None and model.get("type") == "BPE" and byte_level
 
     def register(self, registry: Any, name: str | None = None) -> Any:
         """As :meth:`Tokenizer.register`; a base LLM's tokenizer needs a registry laid on that base."""
-        if self._base is not None and (registry.base is None or registry.base.to_dict() != self._base.to_dict()):
+        if self._base is not None and registry.base != self._base:
             raise RegistryError(f"this text tokenizer wraps the base vocabulary of {self._base.name or 'a base LLM'} "
                                 f"({self._base.size} ids); it needs a registry on that base "
                                 f"(VocabRegistry(base=tokenizer.base_vocab); MultimodalTokenizer lays one out itself)")
@@ -336,10 +336,16 @@ def _model_unk(spec: dict[str, Any], tk: HFTokenizer) -> int | None:
     return tk.token_to_id(token) if isinstance(token, str) else None
 
 
-def _without_reserved_pieces(tk: HFTokenizer, base: BaseVocab) -> HFTokenizer:
+def _spec(tk: HFTokenizer, raw: bytes | None) -> dict[str, Any]:
+    """The tokenizer's JSON description: parsed from the file's bytes when we have them (no re-serialising a
+    vocabulary of 100k+ entries), else from the library."""
+    return json.loads(raw if raw is not None else tk.to_str())
+
+
+def _without_reserved_pieces(tk: HFTokenizer, base: BaseVocab, raw: bytes | None) -> HFTokenizer:
     """A Unigram model holds its special tokens as pieces of score 0, which Viterbi would pick for their text
     ("<pad>"); give them a score no segmentation takes, so text keeps out of control ids. Other models are kept."""
-    spec = json.loads(tk.to_str())
+    spec = _spec(tk, raw)
     model = spec.get("model") or {}
     if model.get("type") != "Unigram" or not base.reserved:
         return tk
@@ -372,7 +378,7 @@ def _base_vocab(tk: HFTokenizer, raw: bytes, config: dict[str, Any], cfg_path: P
             raise TokenizerLoadError(f"{cfg_path}: {control.strip('<>')}_token {token!r} is not in "
                                      f"{name}/{HF_FILE}'s vocabulary")
         controls.append((control, int(token_id)))
-    unk = _model_unk(json.loads(tk.to_str()), tk)
+    unk = _model_unk(_spec(tk, raw), tk)
     reserved = tuple(sorted((int(i), t.content) for i, t in tk.get_added_tokens_decoder().items()
                             if t.special and int(i) != unk))
     return BaseVocab(size, hashlib.sha256(raw).hexdigest(), tuple(sorted(controls)), reserved, name)
