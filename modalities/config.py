@@ -95,6 +95,13 @@ class ImageTaskConfig(TaskConfig):
         refit_crops: after training, refit the codebook (Lloyd iterations, ``Quantizer.refit``) on the encoder
             outputs of this many training crops, then validate again; 0: keep the EMA codebook as trained.
             Folder input and the ``vq`` quantiser only.
+        colour: ``[brightness, saturation, hue]``: colour jitter of every training crop (torchvision
+            ``ColorJitter``: brightness and saturation scaled by a factor in ``[1 - b, 1 + b]``, hue rotated by up
+            to ``hue`` of a full turn, 0.5 being any hue), so the tokenizer meets colours its photographs lack;
+            null: none. Folder input only.
+        split: ``heldout``: train on the training sources, validate on the held-out ones (the figures to
+            report); ``validation``: split the training sources again and validate on that part, to choose a
+            recipe without looking at the held-out sources. Folder input only.
     """
 
     batch_size: int = 16
@@ -106,6 +113,8 @@ class ImageTaskConfig(TaskConfig):
     baseline: bool = True
     zoom: Optional[list[float]] = None  # noqa: UP045 (OmegaConf needs typing.Optional)
     refit_crops: int = 0
+    colour: Optional[list[float]] = None  # noqa: UP045
+    split: str = "heldout"
 
 
 @dataclass

@@ -6,7 +6,9 @@ only read the results. Sources, all installed locally, no network:
 * text   -- Python 3.11 documentation sources (Debian ``python3.11-doc``, PSF licence)
 * images -- photographs shipped in the scikit-image wheel (``skimage/data``), and more photographs (each with
   two detail crops at higher resolution) from Debian's ``lomiri-wallpapers-16.04``/``-20.04`` (CC0, CC BY,
-  CC BY-SA; author and licence per file in ``captions.jsonl``) and matplotlib's ``sample_data`` (public domain)
+  CC BY-SA; author and licence per file in ``captions.jsonl``), matplotlib's ``sample_data`` (public domain) and
+  the photographs among Debian's ``plasma-workspace-wallpapers`` (LGPL-3 per their metadata; three with
+  palettes the others lack are pinned held out: ``"split": "held_out"``)
 * audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file, and real recorded speech
   (three speakers: Canadian French, Italian, Russian) from Debian's ``asterisk-core-sounds-{fr,it,ru}-g722``
   (CC BY-SA 3.0 / CC BY 3.0; ``recordings.jsonl``)
@@ -15,6 +17,7 @@ only read the results. Sources, all installed locally, no network:
 Usage::
 
     apt-get install espeak-ng python3.11-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
+        plasma-workspace-wallpapers \
         asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
     pip install -e ".[samples]"
     python samples/build_samples.py
@@ -132,7 +135,7 @@ def build_images(out: Path) -> list[Path]:
             crop.save(out / fname, optimize=True)
             captions.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}"}
                             | source | {"region": f"crop at x={x}, y={y}"})
-    captions += build_more_photos(out)
+    captions += build_more_photos(out) + build_plasma_photos(out)
     with open(out / "captions.jsonl", "w", encoding="utf-8") as f:
         for c in captions:
             f.write(json.dumps(c) + "\n")
@@ -183,6 +186,59 @@ MORE_PHOTOS = {
 MORE_CROPS = [(512, (0.3, 0.4)), (1024, (0.6, 0.55))]
 
 
+# The photographs among Debian's plasma-workspace-wallpapers (the rest of the package is digital art), each its
+# own source (issue 25: colours the lomiri and scikit-image photographs lack). Author and licence come from each
+# wallpaper's metadata.json (LGPL-3 for all of these; the package's copyright file states GPL-2+ for the whole
+# package). Three whose palettes nothing else in the set has are pinned held out: saturated red and blue
+# cups, a backlit orange leaf, and a field of bright green moss.
+PLASMA = Path("/usr/share/wallpapers")
+PLASMA_PHOTOS = {
+    "BytheWater": "A weathered wooden jetty runs into a calm lake under warm, hazy light.",
+    "ColdRipple": "A black-and-white photograph of a wooden pier on still water in fog.",
+    "ColorfulCups": "Rows of plastic cups in red, blue and purple seen from above, their white rims in circles.",
+    "DarkestHour": "A misty blue lake at dusk, with a faint line of trees on the far shore.",
+    "EveningGlow": "Wooden rowing boats pulled up on a lakeshore under an orange and blue sunset sky.",
+    "FallenLeaf": "A backlit orange maple leaf lies among fallen autumn leaves.",
+    "Grey": "Curving white and grey slats of a building's facade, in black and white.",
+    "Kite": "A small colourful kite flies in a deep blue sky among white clouds.",
+    "OneStandsOut": "Star-shaped green moss seen from above, with one orange shoot among it.",
+    "Path": "A narrow path leads through a dark green pine forest.",
+    "summer_1am": "A pale violet sky over a calm lake at twilight, with reeds on the shore.",
+}
+PLASMA_HELD_OUT = {"ColorfulCups", "FallenLeaf", "OneStandsOut"}
+
+
+def _plasma_photo(name: str) -> tuple[Path, str, dict]:
+    """``(largest image file, source, {author, licence})`` of the plasma wallpaper ``name``."""
+    folder = PLASMA / name
+    if not folder.is_dir():
+        raise SystemExit(f"{folder} is missing: apt-get install plasma-workspace-wallpapers")
+    meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))["KPlugin"]
+    def pixels(p: Path) -> int:  # the files are named by their size, e.g. 2560x1600.jpg
+        w, _, h = p.stem.partition("x")
+        return int(w) * int(h)
+
+    path = max((folder / "contents" / "images").iterdir(), key=pixels)
+    source = f"debian/plasma-workspace-wallpapers/usr/share/wallpapers/{name}/contents/images/{path.name}"
+    return path, source, {"author": meta["Authors"][0]["Name"], "licence": meta.get("License", "GPL-2+")}
+
+
+def _photo_rows(out: Path, img: Image.Image, stem: str, caption: str, meta: dict) -> list[dict]:
+    """Writes the whole-frame 256x256 image and the :data:`MORE_CROPS` detail crops of one photograph; returns
+    their caption rows, each with ``meta`` (source, author, licence...)."""
+    _square(img, 256).save(out / f"{stem}.png", optimize=True)
+    rows = [{"file": f"{stem}.png", "caption": caption} | meta]
+    for i, (side, (fx, fy)) in enumerate(MORE_CROPS):
+        big = _square(img, min(side, min(img.size)))
+        s = big.size[0]
+        x, y = int(fx * (s - 256)), int(fy * (s - 256))
+        fname = f"{stem}_crop{i}.png"
+        big.crop((x, y, x + 256, y + 256)).save(out / fname, optimize=True)
+        rows.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}"}
+                    | meta | {"region": f"crop at x={x}, y={y} of the centre square resized to {s}x{s}"})
+    return rows
+
+
 def build_more_photos(out: Path) -> list[dict]:
     """Writes the whole-frame 256x256 image and the detail crops of each of :data:`MORE_PHOTOS`; returns their
     caption rows (``source`` the photograph, ``licence`` and ``author`` as the package states them)."""
@@ -201,31 +257,33 @@ def build_more_photos(out: Path) -> list[dict]:
         if not path.is_file():
             raise SystemExit(f"{path} is missing: apt-get install lomiri-wallpapers-16.04 lomiri-wallpapers-20.04")
         img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-        stem = Path(name).stem
-        meta = {"source": source, "author": author, "licence": licence}
-        _square(img, 256).save(out / f"{stem}.png", optimize=True)
-        rows.append({"file": f"{stem}.png", "caption": caption} | meta)
-        for i, (side, (fx, fy)) in enumerate(MORE_CROPS):
-            big = _square(img, min(side, min(img.size)))
-            s = big.size[0]
-            x, y = int(fx * (s - 256)), int(fy * (s - 256))
-            fname = f"{stem}_crop{i}.png"
-            big.crop((x, y, x + 256, y + 256)).save(out / fname, optimize=True)
-            rows.append({"file": fname, "caption": f"A detail of this photograph: {caption[0].lower()}{caption[1:]}"}
-                        | meta | {"region": f"crop at x={x}, y={y} of the centre square resized to {s}x{s}"})
+        rows += _photo_rows(out, img, Path(name).stem, caption, {"source": source, "author": author,
+                                                                  "licence": licence})
     return rows
 
 
-def add_more_photos(out: Path) -> None:
-    """``--only more_photos``: (re)writes :data:`MORE_PHOTOS` and their rows of ``captions.jsonl``, keeping the
-    other rows (no scikit-image needed)."""
-    rows = build_more_photos(out)
+def build_plasma_photos(out: Path) -> list[dict]:
+    """Writes the images of :data:`PLASMA_PHOTOS` as :func:`build_more_photos` does (file names ``plasma_<name>``);
+    the rows of :data:`PLASMA_HELD_OUT` carry ``"split": "held_out"``."""
+    rows = []
+    for name, caption in PLASMA_PHOTOS.items():
+        path, source, meta = _plasma_photo(name)
+        img = Image.open(path).convert("RGB")
+        pin = {"split": "held_out"} if name in PLASMA_HELD_OUT else {}
+        rows += _photo_rows(out, img, f"plasma_{name}", caption, {"source": source} | meta | pin)
+    return rows
+
+
+def add_photos(out: Path, build, what: str) -> None:
+    """``--only more_photos|plasma_photos``: (re)writes those photographs and their rows of ``captions.jsonl``,
+    keeping the other rows (no scikit-image needed)."""
+    rows = build(out)
     new = {r["file"] for r in rows}
     meta = out / "captions.jsonl"
     old = [json.loads(x) for x in meta.read_text(encoding="utf-8").splitlines() if x.strip()]
     keep = [r for r in old if r["file"] not in new]
     meta.write_text("".join(json.dumps(r) + "\n" for r in keep + rows), encoding="utf-8")
-    print(f"images: {len(rows)} files from {len(MORE_PHOTOS)} more photographs")
+    print(f"images: {len(rows)} files of {what}")
 
 
 # -------------------------------------------------------------------- audio
@@ -443,10 +501,14 @@ def build_documents(out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["text", "images", "audio", "video", "more_photos", "recordings"], nargs="*")
+    ap.add_argument("--only", choices=["text", "images", "audio", "video", "more_photos", "plasma_photos",
+                                        "recordings"], nargs="*")
     args = ap.parse_args()
     if args.only == ["more_photos"]:
-        add_more_photos(HERE / "images")
+        add_photos(HERE / "images", build_more_photos, "more photographs")
+        return
+    if args.only == ["plasma_photos"]:
+        add_photos(HERE / "images", build_plasma_photos, "plasma-workspace-wallpapers photographs")
         return
     if args.only == ["recordings"]:
         build_recordings(HERE / "audio")

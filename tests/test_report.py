@@ -184,8 +184,10 @@ def test_evaluate_writes_a_report_people_can_open(compose, tmp_path):
         assert text.count(label) >= 2, label  # one player per clip
     assert text.count("PESQ") >= 4 and "lpips: not computed (set eval.lpips_weights)" in text
     assert len(page.audio) == 6  # 2 clips x (original, vocoder, Griffin-Lim)
-    # 2 image + 2 video items (original + reconstruction), 2 mel figures, rd: image psnr, audio pesq/stoi, video
-    assert len(page.images) == 8 + 2 + 4
+    # 2 image + 2 video items (original + reconstruction), 2 mel figures, rd: image psnr and ciede2000,
+    # audio pesq/stoi, video psnr
+    assert len(page.images) == 8 + 2 + 5
+    assert text.count("ΔE00") >= 2  # each image reconstruction carries its colour error
     assert "JPEG" in text and "bits_per_second" in page.headings
     browser_check(report, tmp_path, page)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modalities.data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
-from modalities.data.sources import read_sources, source_of, split_by_source
+from modalities.data.sources import read_held_out, read_sources, source_of, split_by_source, split_folder
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 FOLDERS = {"images": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES, "video": VIDEO_SUFFIXES}
@@ -56,12 +56,47 @@ def test_split_never_puts_a_source_on_both_sides(sub, val_fraction, data):
     assert not {source_of(f, folder, sources) for f in train} & {source_of(f, folder, sources) for f in val}
 
 
-def test_image_task_holds_out_six_photographs_with_their_crops():
+def test_image_task_holds_out_eighteen_photographs_with_their_crops():
+    """conf/task/image.yaml (val_fraction 0.4): 15 of the 38 unpinned photographic sources by hash, plus the 3
+    pinned plasma photographs whose palettes the training set lacks: 18 of 41 sources, 46 of 106 files."""
     folder, files, sources = _folder("images")
-    train, val = split_by_source(files, 0.4, folder, sources)  # conf/task/image.yaml
+    train, val = split_folder(files, 0.4, folder)
     held = {source_of(f, folder, sources) for f in val}
-    assert len(held) >= 6
-    assert {f.name for f in val} >= {f"{Path(s).stem}.png" for s in held if "stereo" not in s}
+    assert (len(files), len(val), len(set(sources.values())), len(held)) == (106, 46, 41, 18)
+    pinned = read_held_out(folder)
+    assert {Path(s).parts[5] for s in pinned} == {"ColorfulCups", "FallenLeaf", "OneStandsOut"}
+    assert pinned <= held
+    assert {f.name for f in val} >= {f"plasma_{Path(s).parts[5]}{c}.png" for s in pinned for c in ("", "_crop0")}
+    assert not held & {source_of(f, folder, sources) for f in train}
+    # the photographs' whole frames are held out with their crops
+    assert {f.name for f in val} >= {f"{Path(s).stem}.png" for s in held if "stereo" not in s and "plasma" not in s}
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(3, 30), pins=st.sets(st.integers(0, 29), max_size=5), val_fraction=st.floats(0.05, 0.95))
+def test_pinned_sources_are_held_out_and_leave_the_rest_alone(tmp_path_factory, n, pins, val_fraction):
+    root = tmp_path_factory.mktemp("pins")
+    files = [root / f"img{i}.png" for i in range(n)]
+    pinned = {f"img{i}.png" for i in pins if i < n}
+    if len(pinned) == n:
+        with pytest.raises(ValueError, match="nothing is left to train on"):
+            split_by_source(files, val_fraction, root, None, pinned)
+        return
+    train, val = split_by_source(files, val_fraction, root, None, pinned)
+    assert sorted(train + val) == sorted(files) and train
+    assert pinned <= {f.name for f in val}
+    rest = [f for f in files if f.name not in pinned]
+    if len(rest) >= 2:  # the unpinned sources split as they would without the pinned ones
+        assert [f for f in val if f.name not in pinned] == split_by_source(rest, val_fraction, root)[1]
+
+
+def test_read_held_out_refuses_other_split_values(tmp_path):
+    (tmp_path / "m.jsonl").write_text(json.dumps({"file": "a.png", "source": "a", "split": "held_out"}) + "\n"
+                                      + json.dumps({"file": "b.png", "source": "b"}) + "\n")
+    assert read_held_out(tmp_path) == {"a"}
+    (tmp_path / "n.jsonl").write_text(json.dumps({"file": "c.png", "source": "c", "split": "train"}) + "\n")
+    with pytest.raises(ValueError, match=r"n\.jsonl:1: split must be \"held_out\""):
+        read_held_out(tmp_path)
 
 
 def test_split_is_stable_when_files_are_added(tmp_path):

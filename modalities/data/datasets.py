@@ -69,16 +69,24 @@ class ImageCrops(Dataset):
     """Random ``crop x crop`` crops (and horizontal flips) of image files: items float[3, crop, crop].
 
     ``zoom=(lo, hi)`` crops at a random scale instead (:class:`ZoomCrop`); ``None`` (the default) crops at the
-    files' own resolution.
+    files' own resolution. ``colour=(brightness, saturation, hue)`` jitters every crop's colours (torchvision's
+    ``ColorJitter``, hue in ``[0, 0.5]``, 0.5 being any rotation of the hue circle).
     """
 
     def __init__(self, files: list[Path], crop: int, flip: bool = True, samples_per_epoch: int = 1024,
-                 cache: bool = True, zoom: tuple[float, float] | None = None) -> None:
+                 cache: bool = True, zoom: tuple[float, float] | None = None,
+                 colour: tuple[float, float, float] | None = None) -> None:
         if not files:
             raise ValueError("ImageCrops needs at least one image file")
         self.files, self.n = list(files), max(samples_per_epoch, len(files))
         self.transform = (_augment(crop, flip) if zoom is None else
                           v2.Compose([ZoomCrop(crop, zoom), *([v2.RandomHorizontalFlip()] if flip else [])]))
+        if colour is not None:
+            if len(colour) != 3 or not all(float(c) >= 0 for c in colour) or float(colour[2]) > 0.5:
+                raise ValueError(f"colour must be [brightness, saturation, hue], each >= 0 and hue <= 0.5, got "
+                                 f"{list(colour)}")
+            b, s, h = (float(c) for c in colour)
+            self.transform = v2.Compose([self.transform, v2.ColorJitter(brightness=b, saturation=s, hue=h)])
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:

@@ -9,6 +9,10 @@ sources in JSONL metadata files beside the media (any ``*.jsonl`` whose rows hav
 
 A file no metadata row names is its own source. The split ranks *sources* by a hash of their name, so it is
 stable when files or sources are added, and every file of a source lands on the side of its source.
+
+A row may also pin its source to the held-out side with ``"split": "held_out"``: sources chosen for what they
+test (a palette the training photographs lack), not by the hash. Pinned sources are held out on top of the
+hashed share of the others, so pinning never moves an unpinned source into training.
 """
 
 from __future__ import annotations
@@ -16,10 +20,10 @@ from __future__ import annotations
 import json
 import logging
 import zlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
-__all__ = ["read_collections", "read_sources", "source_of", "split_by_source"]
+__all__ = ["read_collections", "read_held_out", "read_sources", "source_of", "split_by_source", "split_folder"]
 
 log = logging.getLogger("mmtok")
 
@@ -63,6 +67,22 @@ def read_collections(folder: str | Path) -> dict[str, str]:
     return {Path(row["file"]).as_posix(): meta.stem for meta, _, row in _metadata_rows(Path(folder))}
 
 
+def read_held_out(folder: str | Path) -> set[str]:
+    """The sources that the folder's metadata pins to the held-out side (rows with ``"split": "held_out"``).
+
+    Any other ``split`` value is an error naming the metadata file and line; a source pinned by one row holds
+    all its files out, whatever its other rows say."""
+    pinned: set[str] = set()
+    for meta, n, row in _metadata_rows(Path(folder)):
+        split = row.get("split")
+        if split is None:
+            continue
+        if split != "held_out":
+            raise ValueError(f"{meta}:{n}: split must be \"held_out\" (or absent), got {split!r}")
+        pinned.add(str(row["source"]))
+    return pinned
+
+
 def source_of(file: Path, root: Path | None, sources: Mapping[str, str]) -> str:
     """The source of ``file``: its metadata entry, else its own name (relative to ``root`` when given)."""
     name = file.relative_to(root).as_posix() if root is not None else file.name
@@ -70,21 +90,36 @@ def source_of(file: Path, root: Path | None, sources: Mapping[str, str]) -> str:
 
 
 def split_by_source(files: list[Path], val_fraction: float, root: Path | None = None,
-                    sources: Mapping[str, str] | None = None) -> tuple[list[Path], list[Path]]:
-    """Deterministic train/held-out split of ``files`` by source: ``round(n_sources * val_fraction)`` sources
-    (at least one, at most all but one) are held out, chosen by a hash of the source name; returns
-    ``(train_files, held_out_files)`` in the order of ``files``.
+                    sources: Mapping[str, str] | None = None,
+                    held_out: Collection[str] = ()) -> tuple[list[Path], list[Path]]:
+    """Deterministic train/held-out split of ``files`` by source; returns ``(train_files, held_out_files)`` in the
+    order of ``files``.
 
-    ``sources`` maps file names (relative to ``root``, or bare names) to sources (see :func:`read_sources`);
-    ``None`` makes every file its own source. Raises with fewer than two sources, since then nothing can be
-    held out without training on it.
+    The sources named in ``held_out`` (see :func:`read_held_out`) are held out; of the others,
+    ``round(n * val_fraction)`` (at least one, at most all but one) are held out too, chosen by a hash of the
+    source name. ``sources`` maps file names (relative to ``root``, or bare names) to sources (see
+    :func:`read_sources`); ``None`` makes every file its own source. Raises with fewer than two sources, or
+    when the pins leave no source to train on.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     of = {f: source_of(f, root, sources or {}) for f in files}
-    names = sorted(set(of.values()), key=lambda s: (zlib.crc32(s.encode()), s))
-    if len(names) < 2:
+    pinned = set(of.values()) & set(held_out)
+    names = sorted(set(of.values()) - pinned, key=lambda s: (zlib.crc32(s.encode()), s))
+    if len(names) + len(pinned) < 2:
         raise ValueError(f"need files from at least 2 sources to hold one out, got {len(files)} file(s) from "
-                         f"{len(names)} source(s): {sorted(names)} (files: {[str(f) for f in files[:5]]})")
-    held = set(names[:min(len(names) - 1, max(1, round(len(names) * val_fraction)))])
+                         f"{len(names) + len(pinned)} source(s): {sorted(set(of.values()))} "
+                         f"(files: {[str(f) for f in files[:5]]})")
+    if not names:
+        raise ValueError(f"every source of the {len(files)} file(s) is pinned held out ({sorted(pinned)}): "
+                         "nothing is left to train on")
+    hashed = 0 if pinned and len(names) == 1 else min(len(names) - 1, max(1, round(len(names) * val_fraction)))
+    held = pinned | set(names[:hashed])
     return [f for f in files if of[f] not in held], [f for f in files if of[f] in held]
+
+
+def split_folder(files: list[Path], val_fraction: float, folder: str | Path) -> tuple[list[Path], list[Path]]:
+    """:func:`split_by_source` of ``files`` (under ``folder``) with the sources and held-out pins of the folder's
+    own metadata: ``(train_files, held_out_files)``."""
+    folder = Path(folder)
+    return split_by_source(files, val_fraction, folder, read_sources(folder), read_held_out(folder))

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from models.kmeans import KMeans
 
 from ..data.datasets import center_crop_multiple
-from .metrics import psnr8, ssim_per_image
+from .metrics import image_scores
 
 __all__ = ["fit_patch_kmeans", "image_to_patches", "kmeans_mel_baseline", "kmeans_patch_baseline",
            "patches_to_image"]
@@ -62,18 +62,24 @@ def fit_patch_kmeans(train_images: Sequence[torch.Tensor], patch: int, k: int, m
 
 
 def kmeans_patch_baseline(train_images: list[torch.Tensor], val_images: list[torch.Tensor], patch: int, k: int,
-                          max_patches: int = 60_000, iters: int = 20, seed: int = 0) -> dict[str, float]:
-    """8-bit PSNR and SSIM per image (then the mean) on ``val_images`` (each ``[1, 3, H, W]`` in [0, 1]) of
-    k-means on raw pixel patches (:func:`fit_patch_kmeans` on ``train_images``).
+                          max_patches: int = 60_000, iters: int = 20, seed: int = 0,
+                          per_item: list[dict[str, float]] | None = None) -> dict[str, float]:
+    """The per-image scores of :func:`..metrics.image_scores` (8-bit PSNR, SSIM, CIEDE2000, mean-colour shift),
+    then the mean, on ``val_images`` (each ``[1, 3, H, W]`` in [0, 1]) of k-means on raw pixel patches
+    (:func:`fit_patch_kmeans` on ``train_images``).
 
-    Returns ``baseline_psnr``, ``baseline_ssim`` and ``baseline_bpp`` (``log2(k) / patch**2``).
+    Returns ``baseline_psnr``, ``baseline_ssim``, ``baseline_ciede2000``, ``baseline_colour_shift`` and
+    ``baseline_bpp`` (``log2(k) / patch**2``). A list given as ``per_item`` receives one dict of scores per
+    image, in order (for per-source figures).
     """
     quantise = fit_patch_kmeans([x[0] if x.ndim == 4 else x for x in train_images], patch, k, max_patches, iters,
                                 seed)
     xs = [v for x in val_images for v in (x if x.ndim == 4 else x[None])]
-    p = [float(psnr8(quantise(x)[None], x[None])[0]) for x in xs]
-    s = [float(ssim_per_image(quantise(x)[None], x[None])[0]) for x in xs]
-    return {"baseline_psnr": sum(p) / len(p), "baseline_ssim": sum(s) / len(s), "baseline_bpp": math.log2(k) / patch**2}
+    rows = [{k: float(v[0]) for k, v in image_scores(quantise(x)[None], x[None]).items()} for x in xs]
+    if per_item is not None:
+        per_item.extend(rows)
+    return {f"baseline_{k}": sum(r[k] for r in rows) / len(rows) for k in rows[0]} | {
+        "baseline_bpp": math.log2(k) / patch**2}
 
 
 def mel_to_vectors(mel: torch.Tensor, f: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ from ..data.fileio import atomic_path
 
 __all__ = ["plot_rate_distortion"]
 
-_LOWER_IS_BETTER = ("lpips", "fid", "distance", "error", "mel", "stft", "loss")
+_LOWER_IS_BETTER = ("lpips", "fid", "distance", "error", "mel", "stft", "loss", "ciede", "shift")
 
 
 def _number(v: Any) -> float | None:

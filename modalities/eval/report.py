@@ -145,10 +145,10 @@ class AudioExample:
 
 
 def _image_score(recon: torch.Tensor, original: torch.Tensor) -> dict[str, float]:
-    from .metrics import psnr8, ssim_per_image
+    from .metrics import image_scores
 
     a, b = recon[None].float().cpu().clamp(0, 1), original[None].float().cpu()
-    return {"psnr": float(psnr8(a, b)[0]), "ssim": float(ssim_per_image(a, b)[0])}
+    return {k: float(v[0]) for k, v in image_scores(a, b).items()}
 
 
 @torch.no_grad()
@@ -398,7 +398,8 @@ class HtmlReport:
 
     @staticmethod
     def _scores(m: Mapping[str, Any]) -> str:
-        names = {"psnr": ("PSNR", " dB"), "ssim": ("SSIM", ""), "pesq": ("PESQ", ""), "stoi": ("STOI", ""),
+        names = {"psnr": ("PSNR", " dB"), "ssim": ("SSIM", ""), "ciede2000": ("ΔE00", ""),
+                 "colour_shift": ("mean-colour shift", ""), "pesq": ("PESQ", ""), "stoi": ("STOI", ""),
                  "si_sdr": ("SI-SDR", " dB"), "mel_distance": ("mel distance", " dB"), "stft_distance": ("STFT", "")}
         if "error" in m:
             return f'<span class="small">{html.escape(str(m["error"]))}</span>'
@@ -407,7 +408,8 @@ class HtmlReport:
 
     # ------------------------------------------------------------ the sections
     def image_examples(self, examples: Sequence[ImageExample]) -> HtmlReport:
-        """One row per item: the original, then each tokenizer's reconstruction with its PSNR and SSIM."""
+        """One row per item: the original, then each tokenizer's reconstruction with its PSNR, SSIM and colour
+        errors (mean CIEDE2000, mean-colour shift)."""
         if not examples:
             return self
         labels = list(dict.fromkeys(k for ex in examples for k in ex.reconstructions))

@@ -24,7 +24,7 @@ import torchaudio.functional as AF
 from tqdm.auto import tqdm
 
 from .audio_metrics import audio_metrics
-from .metrics import CodeStats, psnr8, ssim_per_image, video_metrics
+from .metrics import CodeStats, image_scores, video_metrics
 from .perceptual import FIDMetric, LPIPSMetric
 
 __all__ = ["code_bits", "evaluate_audio", "evaluate_images", "evaluate_semantic", "evaluate_videos",
@@ -53,18 +53,18 @@ def _batches(items: Sequence[torch.Tensor], batch_size: int) -> list[list[int]]:
 @torch.no_grad()
 def score_images(originals: Sequence[torch.Tensor], recons: Sequence[torch.Tensor], bits: float,
                  lpips: LPIPSMetric | None = None, fid: FIDMetric | None = None) -> dict[str, Any]:
-    """Means over pairs ``originals[i]``, ``recons[i]`` (``float[3, H, W]``): ``psnr`` (8-bit), ``ssim``, and with
-    the metrics given ``lpips`` and ``rfid`` (+ ``rfid_images``), or their "not computed" reason; ``bits_per_pixel``
-    is ``bits`` (the total) over all pixels."""
-    p, s, lp = [], [], []
+    """Means over pairs ``originals[i]``, ``recons[i]`` (``float[3, H, W]``): ``psnr`` (8-bit), ``ssim``,
+    ``ciede2000`` and ``colour_shift`` (:func:`.metrics.image_scores`), and with the metrics given ``lpips`` and
+    ``rfid`` (+ ``rfid_images``), or their "not computed" reason; ``bits_per_pixel`` is ``bits`` (the total) over
+    all pixels."""
+    scores: list[dict[str, float]] = []
+    lp = []
     for x, y in zip(originals, recons, strict=True):
-        p.append(float(psnr8(y[None], x[None])[0]))
-        s.append(float(ssim_per_image(y[None], x[None])[0]))
+        scores.append({k: float(v[0]) for k, v in image_scores(y[None], x[None]).items()})
         if lpips is not None and lpips.available:
             lp.append(float(lpips(y[None], x[None])[0]))
     pixels = sum(x.shape[-1] * x.shape[-2] for x in originals)
-    row: dict[str, Any] = {"psnr": sum(p) / len(p), "ssim": sum(s) / len(s), "bits_per_pixel": bits / pixels,
-                           "items": len(originals)}
+    row: dict[str, Any] = _mean(scores) | {"bits_per_pixel": bits / pixels, "items": len(originals)}
     if lpips is not None:
         row["lpips"] = sum(lp) / len(lp) if lp else lpips.reason
     if fid is not None and fid.available:

@@ -320,7 +320,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     save_figure(losses, report / "loss_curves.png")
     metrics = {"task": "demo",
                **_pick(stages["text"], "text", ("vocab_size", "bytes_per_token", "roundtrip_exact")),
-               **_pick(stages.get("image", {}), "image", ("steps", "val_psnr", "val_ssim", "val_usage")),
+               **_pick(stages.get("image", {}), "image", ("steps", "val_psnr", "val_ssim", "val_ciede2000",
+                                                          "val_colour_shift", "val_usage")),
                **_pick(stages.get("audio", {}), "audio", ("steps", "val_mel_l1_db", "val_si_sdr", "val_usage")),
                **_pick(stages.get("vocoder", {}), "vocoder", (
                    "steps", *(f"heldout_{m}_{k}" for m in ("tokens_vocoder", "tokens_griffin_lim")

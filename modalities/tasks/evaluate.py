@@ -30,7 +30,7 @@ from ..data.fileio import atomic_write_text
 from ..data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media, load_audio, load_image, load_video
 from ..data.runlog import MetricsLog
 from ..data.samples import data_root, media_folder
-from ..data.sources import read_sources, split_by_source
+from ..data.sources import split_folder
 from ..eval import codecs
 from ..eval import report as html_report
 from ..eval.baselines import fit_patch_kmeans
@@ -50,7 +50,8 @@ log = logging.getLogger("mmtok")
 
 MEDIA = {"image": ("images", "images", IMAGE_SUFFIXES), "video": ("videos", "video", VIDEO_SUFFIXES),
          "audio": ("audio", "audio", AUDIO_SUFFIXES)}
-COLUMNS = {"image": ("bits_per_pixel", "psnr", "ssim", "lpips", "rfid", "rfid_images", "codebook_usage", "items"),
+COLUMNS = {"image": ("bits_per_pixel", "psnr", "ssim", "ciede2000", "colour_shift", "lpips", "rfid", "rfid_images",
+                     "codebook_usage", "items"),
            "video": ("bits_per_pixel", "psnr", "ssim", "temporal_error", "items"),
            "audio": ("bits_per_second", "pesq", "stoi", "si_sdr", "mel_distance", "stft_distance", "codebook_usage",
                      "items"),
@@ -118,10 +119,10 @@ def eval_files(cfg: DictConfig, modality: str) -> tuple[list[Path], list[Path]]:
     fraction = cfg.task.val_fraction[modality]
     if cfg.task.split == "all":
         samples = media_folder(data_root(None), None, default)
-        fit, _ = split_by_source(list_media(samples, suffixes, "samples"), fraction, samples, read_sources(samples))
+        fit, _ = split_folder(list_media(samples, suffixes, "samples"), fraction, samples)
         chosen = files
     elif cfg.task.split == "heldout":
-        fit, chosen = split_by_source(files, fraction, folder, read_sources(folder))
+        fit, chosen = split_folder(files, fraction, folder)
     else:
         raise ValueError(f"task.split must be 'heldout' or 'all', got {cfg.task.split!r}")
     if cfg.task.max_items:
@@ -217,11 +218,13 @@ def _semantic_rows(cfg: DictConfig, toks: dict[str, Tokenizer], device: torch.de
 
 
 ROWS = {"image": _image_rows, "audio": _audio_rows, "video": _video_rows, "semantic": _semantic_rows}
-PLOTS = {"image": ("bits_per_pixel", ("psnr", "lpips")), "video": ("bits_per_pixel", ("psnr",)),
+PLOTS = {"image": ("bits_per_pixel", ("psnr", "ciede2000", "lpips")), "video": ("bits_per_pixel", ("psnr",)),
          "audio": ("bits_per_second", ("pesq", "stoi"))}
 LOOK = {"image": "Each row is an item from the evaluated folder, cropped as every tokenizer saw it, then each "
-                 "tokenizer's reconstruction with its 8-bit PSNR (dB, higher is better) and SSIM (1 is identical). "
-                 "Look at edges, text and fine texture.",
+                 "tokenizer's reconstruction with its 8-bit PSNR (dB, higher is better), SSIM (1 is identical), "
+                 "mean CIEDE2000 colour difference (ΔE00: about 1 is just noticeable, above 10 another colour) and "
+                 "mean-colour shift (how far the image's average colour moved, 0 to 1). Look at edges, text, fine "
+                 "texture, and at saturated colours the training photographs rarely show.",
         "video": "The first, middle and last frames of each clip, then each tokenizer's; PSNR and SSIM are means "
                  "over all frames. Look for flicker-prone detail and for the first frame, which is coded alone.",
         "audio": "Each clip's log-mel spectrogram beside its reconstruction (time in seconds, frequency in Hz on "

@@ -39,6 +39,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Trains, validates and saves to ``out_dir/tokenizer/image``; returns the final metrics
     (under ``torchrun``: see :func:`.vq.ddp_task`)."""
     tars = tar_input(cfg, "images", "image", IMAGE_SUFFIXES)
+    for key, off in (("colour", None), ("split", "heldout"), ("zoom", None)):
+        if tars is not None and cfg.task.get(key, off) != off:
+            raise ValueError(f"task.{key}={cfg.task[key]} works with folder input only (data.images is a tar spec)")
     if tars is None:
         _, train_files, val_files = media_split(cfg, "images", "images", IMAGE_SUFFIXES)
     model = VQAutoencoder(OmegaConf.to_object(cfg.tokenizer.image), quantizer_config(cfg))
@@ -48,9 +51,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         val_items = [center_crop_multiple(load_image(p), f, cfg.task.val_size)[None] for p in val_files]
         log.info("image task: %d training files, %d held out (%s)", len(train_files), len(val_files),
                  ", ".join(p.name for p in val_files))
-        zoom = cfg.task.get("zoom")
+        zoom, colour = cfg.task.get("zoom"), cfg.task.get("colour")
         data = ImageCrops(train_files, cfg.task.crop_size, cfg.task.flip, cache=cfg.task.cache,
-                          zoom=None if zoom is None else tuple(zoom))
+                          zoom=None if zoom is None else tuple(zoom), colour=None if colour is None else tuple(colour))
         counts = {"train_files": len(train_files), "val_files": len(val_files)}
     else:
         val_items = tars.held_out(lambda x: center_crop_multiple(x, f, cfg.task.val_size)[None])

@@ -23,7 +23,7 @@ from ..data.datasets import infinite_batches
 from ..data.io import list_media
 from ..data.runlog import MetricsLog
 from ..data.samples import data_root, media_folder
-from ..data.sources import read_sources, source_of, split_by_source
+from ..data.sources import read_sources, source_of, split_folder
 from ..data.tars import (
     SkipCounter,
     TarMedia,
@@ -48,14 +48,24 @@ def quantizer_config(cfg: DictConfig) -> QuantizerConfig:
 def media_split(cfg: DictConfig, key: str, default: str, suffixes: tuple[str, ...]) -> tuple[Path, list[Path], list[Path]]:
     """The media folder ``data.<key>`` (``default`` under the data root when unset) and its training and
     held-out files: ``task.val_fraction`` of the *sources* named by the folder's ``*.jsonl`` metadata are held
-    out with all their files (see :mod:`modalities.data.sources`), so no crop, clip or voice of a held-out
-    source is trained on."""
+    out with all their files, and the sources the metadata pins held out (see :mod:`modalities.data.sources`),
+    so no crop, clip or voice of a held-out source is trained on.
+
+    ``task.split=validation`` (where the task has it) splits the *training* side again, the same way: training
+    on part of the training sources and validating on the rest, to choose a recipe without looking at the
+    held-out sources that report it."""
     folder = media_folder(data_root(cfg.data.root), cfg.data[key], default)
     files = list_media(folder, suffixes, f"data.{key}")
+    train, val = split_folder(files, cfg.task.val_fraction, folder)
+    split = cfg.task.get("split", "heldout")
+    if split == "validation":
+        train, val = split_folder(train, cfg.task.val_fraction, folder)
+    elif split != "heldout":
+        raise ValueError(f"task.split must be 'heldout' or 'validation', got {split!r}")
     sources = read_sources(folder)
-    train, val = split_by_source(files, cfg.task.val_fraction, folder, sources)
     held = sorted({source_of(f, folder, sources) for f in val})
-    log.info("data.%s: %d files from %d sources held out (%s); %d files for training", key, len(val), len(held),
+    log.info("data.%s: %d files from %d sources %s (%s); %d files for training", key, len(val), len(held),
+             "held out" if split == "heldout" else "for validation (a split of the training sources)",
              ", ".join(held), len(train))
     return folder, train, val
 

@@ -38,7 +38,7 @@ from models.vqae import VQModel
 
 from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
-from ..eval.metrics import CodeStats, psnr8, ssim_per_image
+from ..eval.metrics import CodeStats, ciede2000, colour_shift, psnr8, ssim_per_image
 from . import distributed
 
 __all__ = ["TrainerConfig", "VQTrainer"]
@@ -331,11 +331,13 @@ class VQTrainer:
     @torch.inference_mode()
     def validate(self, val_items: list[torch.Tensor]) -> dict[str, float]:
         """The metrics of ``task=evaluate`` over ``val_items`` (each a batch ``[B, 3, H, W]`` or ``[B, T, 3, H, W]``
-        in [0, 1]): 8-bit PSNR and SSIM per image (video: per frame), then the mean; LPIPS when the trainer has
-        an LPIPS metric with weights; codebook usage and perplexity. Writes a grid."""
+        in [0, 1]): 8-bit PSNR, SSIM and the colour errors (mean CIEDE2000, mean-colour shift) per image (video:
+        per frame), then the mean; LPIPS when the trainer has an LPIPS metric with weights; codebook usage and
+        perplexity. Writes a grid."""
         model = (self.ema.model if self.ema is not None else self.model).eval()
         stats = CodeStats(model.quantizer.codebook_size)
-        scores: dict[str, list[torch.Tensor]] = {"val_psnr": [], "val_ssim": [], "val_lpips": []}
+        scores: dict[str, list[torch.Tensor]] = {"val_psnr": [], "val_ssim": [], "val_ciede2000": [],
+                                                 "val_colour_shift": [], "val_lpips": []}
         shown: list[tuple[torch.Tensor, torch.Tensor]] = []
         for item in val_items:
             x = item.to(self.device)
@@ -346,6 +348,8 @@ class VQTrainer:
             frames, target = recon.reshape(-1, *recon.shape[-3:]), x.reshape(-1, *x.shape[-3:])
             scores["val_psnr"].append(psnr8(frames, target).cpu())
             scores["val_ssim"].append(ssim_per_image(frames, target).cpu())
+            scores["val_ciede2000"].append(ciede2000(frames, target))
+            scores["val_colour_shift"].append(colour_shift(frames, target))
             if self.lpips is not None:
                 scores["val_lpips"].append(self.lpips(frames, target).cpu())
             if len(shown) < self.cfg.grid_items:
