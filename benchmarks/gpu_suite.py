@@ -1,23 +1,34 @@
-"""The checks that need a GPU, in one short run: what a device session should call first.
+"""mmtok on a GPU, measured in one command: what a session with a device runs first (about 8 minutes on one
+H100/H200), writing ``benchmarks/results/gpu_suite.json`` and a Markdown table beside it (``.md``).
 
-1. ``llm_generate``: per-token cost of the stream logits processor against unconstrained ``generate`` on CUDA
-   (bf16, a 100M-parameter Llama, batch 16; goal at most 1.03), and the tiny CPU-sized model on CUDA;
-2. ``stream_cuda``: 200 sequences sampled on CUDA under the processor all unpack at the requested shapes;
-3. ``llm_packed``: ``PackedShards`` tokens/s against a bf16 training step on CUDA (goal: ratio above 1);
-4. ``lm_hf_bf16``: ``task=lm_hf`` end to end on CUDA in bf16 with gradient checkpointing (the loss falls, the
-   saved folder reloads), on text shards made on the model's own tokenizer.
+Parts (``benchmarks/gpu_parts/``, one module each), every figure a ratio to its baseline in the same run
+(the two alternated, best of N) plus the absolute rate on the named device:
 
-Each part is timed and its result or error recorded; nothing stops the others. Results go to ``--out``
-(JSON) and stdout.
+- ``vq_train``: image, video and spectrogram tokenizer training steps/s and peak memory, fp32 vs bf16 autocast
+  vs bf16 + ``torch.compile`` (the trainer's ``precision`` and ``compile`` options);
+- ``pretok``: batched pre-tokenisation of image and audio documents, documents/s at batch 1 vs 32 and 64, fp32 vs
+  bf16, and the check that fp32 ids at batch 32/64 equal batch-1 ids;
+- ``lm``: mmtok's transformer at about 125M parameters, sequence 2048: tokens/s and MFU in bf16, eager and
+  compiled, and a Hugging Face Llama of the same shape;
+- ``codecs``: EnCodec, DAC, Mimi and Emu3's VQ through ``from_hf`` (default sizes, random weights) against the
+  direct ``transformers`` call (aim: overhead at most 5%);
+- ``text``: batched text encoding against raw ``tokenizers`` ``encode_batch`` (the CPU side);
+- ``llm_generate_100m``, ``llm_generate_tiny``, ``stream_cuda``, ``llm_packed``, ``lm_hf_bf16``: the checks of
+  :mod:`modalities.llm` on the device.
 
-    python benchmarks/gpu_suite.py --out gpu_suite.json
+Each part is timed and its result or error recorded; nothing stops the others. ``--smoke`` runs them all at toy
+sizes on the CPU (about a minute on 2 cores; ``tests/test_gpu_suite.py``); without ``--smoke`` a CUDA device is
+required.
+
+    python benchmarks/gpu_suite.py                                   # the full suite on a GPU
+    python benchmarks/gpu_suite.py --only lm,pretok                  # a subset
+    python benchmarks/gpu_suite.py --smoke --out /tmp/gpu_suite.json # toy sizes on the CPU
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
+import datetime
 import sys
 import tempfile
 import time
@@ -27,118 +38,69 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # modalities, models
+sys.path.insert(0, str(REPO / "benchmarks"))  # gpu_parts, timing and the scripts it reuses
 
 
-def _script(name: str, args: list[str], out: Path) -> dict:
-    proc = subprocess.run([sys.executable, f"benchmarks/{name}", *args, "--out", str(out)], cwd=REPO,
-                          capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr[-4000:])
-    return json.loads(out.read_text())
-
-
-def stream_cuda(work: Path) -> dict:
-    from transformers import AutoModelForCausalLM
-
-    from modalities import TextTokenizer, VocabRegistry
-    from modalities.llm import StreamLogitsProcessor, extend_model, make_tiny_lm
-    from modalities.llm.tiny import make_tiny_tokenizer
-    from modalities.stream import unpack
-
-    texts = (REPO / "samples/text/corpus/train.txt").read_text(encoding="utf-8").splitlines()[:5000]
-    folder = make_tiny_lm(work / "lm", make_tiny_tokenizer(work / "tok", texts, "byte_bpe", 1000), "llama")
-    text = TextTokenizer.from_hf(folder)
-    reg = VocabRegistry(base=text.base_vocab)
-    text.register(reg, "text")
-    reg.add_modality("image", 1024)
-    reg.add_modality("audio", 256)
-    model = AutoModelForCausalLM.from_pretrained(folder).cuda().eval()
-    extend_model(model, reg)
-    shapes = {"image": (4, 4), "audio": (2, 8)}
-    boost = torch.zeros(reg.vocab_size, device="cuda")
-    boost[[reg.special_id("<boi>"), reg.special_id("<boa>"), reg.eos_id]] = 6.0
-    counts = {"image": 0, "audio": 0, "sequences": 0}
-    for seed in range(4):
-        torch.manual_seed(seed)
-        out = model.generate(torch.tensor([[reg.bos_id, 5, 6]], device="cuda"), max_new_tokens=120, do_sample=True,
-                             num_return_sequences=50, pad_token_id=reg.pad_id, eos_token_id=reg.eos_id,
-                             logits_processor=[lambda ids, s: s + boost, StreamLogitsProcessor(reg, shapes)])
-        for row in out.cpu().tolist():
-            if reg.eos_id not in row[1:]:
-                continue  # cut by the length limit: the CPU tests cover trimming
-            row = row[: row.index(reg.eos_id, 1) + 1]
-            for seg in unpack(torch.tensor(row), reg):
-                if seg.modality != "text":
-                    assert seg.shape == shapes[seg.modality], (seg.modality, seg.shape)
-                    counts[seg.modality] += 1
-            counts["sequences"] += 1
-    return counts
-
-
-def lm_hf_bf16(work: Path) -> dict:
-    from hydra import compose, initialize_config_dir
-    from transformers import AutoModelForCausalLM
-
-    from modalities import MultimodalTokenizer, TextTokenizer
-    from modalities.config import register_configs
-    from modalities.llm import make_tiny_lm
-    from modalities.llm.tiny import make_tiny_tokenizer
-    from modalities.multimodal import Text
-    from modalities.shards import pretokenize
-    from modalities.tasks import run_task
-
-    texts = [s for s in (REPO / "samples/text/corpus/train.txt").read_text(encoding="utf-8").splitlines() if s]
-    folder = make_tiny_lm(work / "lm2", make_tiny_tokenizer(work / "tok2", texts[:5000], "byte_bpe", 2000), "llama",
-                          hidden=256, layers=4)
-    tok = MultimodalTokenizer({"text": TextTokenizer.from_hf(folder)})
-    pretokenize([[Text(s)] for s in texts[:3000]], tok, work / "tokens", shard_docs=1000, show_progress=False)
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", ["task=lm_hf", f"task.model={folder}", f"task.tokens={work / 'tokens'}",
-                                 "task.seq_len=512", "task.batch_size=8", "task.max_steps=60", "task.lr=2e-3",
-                                 "task.save_steps=30", "task.gradient_checkpointing=true", "show_progress=false"])
-    t0 = time.perf_counter()
-    m = run_task(cfg, work / "run")
-    model = AutoModelForCausalLM.from_pretrained(work / "run/model")
-    assert model.config.vocab_size == tok.registry.vocab_size
-    return {k: m[k] for k in ("steps", "first_loss", "last_loss", "train_seconds")} | {
-        "precision": "bf16", "seconds": round(time.perf_counter() - t0, 1), "loss_falls": m["last_loss"] < m["first_loss"]}
+def parse_only(value: str | None, names: list[str]) -> list[str]:
+    """``--only a,b`` (or ``a b``) as a list of part names, each checked against ``names``."""
+    if not value:
+        return names
+    got = [n for n in value.replace(",", " ").split() if n]
+    unknown = [n for n in got if n not in names]
+    if unknown:
+        raise SystemExit(f"--only: unknown part(s) {unknown}; the parts are {', '.join(names)}")
+    return got
 
 
 def main() -> None:
+    from gpu_parts import PARTS, Context
+    from gpu_parts import report as rep
+    from gpu_parts.common import device_name, free_memory
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="gpu_suite.json")
-    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/gpu_suite.json",
+                   help="the JSON report (the Markdown table goes beside it, .md)")
+    p.add_argument("--only", nargs="*", default=None, metavar="PART[,PART]",
+                   help=f"run these parts only: {', '.join(PARTS)}")
+    p.add_argument("--smoke", action="store_true", help="toy sizes on the CPU (about a minute)")
+    p.add_argument("--rounds", type=int, default=None, help="timed rounds per setting (default 3, smoke 2)")
     args = p.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("gpu_suite needs a CUDA device")
-    results: dict = {"device": torch.cuda.get_device_name(), "torch": torch.__version__}
+    names = parse_only(" ".join(args.only) if args.only else None, list(PARTS))
+    if not args.smoke and not torch.cuda.is_available():
+        sys.exit("gpu_suite: no CUDA device (torch.cuda.is_available() is False). The full suite measures a GPU; "
+                 "run it where one is, or add --smoke for the toy-size run on the CPU.")
+    device = torch.device("cpu" if args.smoke else "cuda")
+    import transformers
+
+    res: dict = {"suite": "gpu_suite", "device": device_name(device), "device_type": device.type,
+                 "smoke": args.smoke, "torch": torch.__version__, "transformers": transformers.__version__,
+                 "threads": torch.get_num_threads(),
+                 "started": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"), "seconds": 0.0,
+                 "parts": {}}
+    t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        parts = {
-            "llm_generate_100m": lambda: _script("llm_generate.py", ["--device", "cuda", "--hidden", "1024", "--layers",
-                                                                     "8", "--batch", "16", "--new-tokens", "256",
-                                                                     "--repeat", "5"], work / "g1.json"),
-            "llm_generate_tiny": lambda: _script("llm_generate.py", ["--device", "cuda", "--repeat", "5"],
-                                                 work / "g2.json"),
-            "stream_cuda": lambda: stream_cuda(work),
-            "llm_packed": lambda: _script("llm_packed.py", ["--device", "cuda", "--hidden", "1024", "--layers", "8",
-                                                            "--seq-len", "2048", "--batch", "8", "--docs", "20000"],
-                                          work / "p.json"),
-            "lm_hf_bf16": lambda: lm_hf_bf16(work),
-        }
-        for name, fn in parts.items():
-            if args.only and name not in args.only:
-                continue
+        for name in names:
+            work = Path(tmp) / name
+            work.mkdir()
+            ctx = Context(device, args.smoke, work, args.rounds or (2 if args.smoke else 3))
             t0 = time.perf_counter()
             try:
-                results[name] = {"ok": True, "result": fn()}
+                part = {"ok": True, "result": PARTS[name](ctx)}
             except Exception:  # record and go on: one broken part must not hide the others
-                results[name] = {"ok": False, "error": traceback.format_exc()[-4000:]}
-            results[name]["seconds"] = round(time.perf_counter() - t0, 1)
-            print(name, json.dumps(results[name], indent=1)[:3000], flush=True)
-            Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+                part = {"ok": False, "error": traceback.format_exc()[-4000:]}
+            part["seconds"] = round(time.perf_counter() - t0, 1)
+            res["parts"][name] = part
+            res["seconds"] = round(time.perf_counter() - t_all, 1)
+            free_memory()
+            print(f"{name}: {'ok' if part['ok'] else 'ERROR'} in {part['seconds']} s"
+                  + ("" if part["ok"] else "\n" + part["error"][-1500:]), flush=True)
+            md = rep.write(res, args.out)  # after every part: a killed run keeps what it measured
+    print(md.read_text())
+    print(f"wrote {args.out} and {md}")
+    failed = [n for n, part in res["parts"].items() if not part["ok"]]
+    if failed:
+        sys.exit(f"gpu_suite: parts failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
