@@ -137,8 +137,8 @@ def row(measure: str, setting: str, rate: float, unit: str, baseline: str | None
     """One line of the report's table: ``rate`` ``unit`` of ``measure`` under ``setting``, and its ``ratio`` to
     ``baseline`` (another setting of the same measure in the same run; higher is better unless the unit says
     otherwise). ``notes`` (peak memory, MFU...) go in the last column."""
-    return {"measure": measure, "setting": setting, "rate": rate, "unit": unit, "baseline": baseline,
-            "ratio": ratio, "notes": {k: v for k, v in notes.items() if v is not None}}
+    return {"measure": measure, "setting": setting, "rate": float(rate), "unit": unit, "baseline": baseline,
+            "ratio": None if ratio is None else float(ratio), "notes": {k: v for k, v in notes.items() if v is not None}}
 
 
 def check(name: str, passed: bool, detail: str, applies: bool = True) -> dict:
