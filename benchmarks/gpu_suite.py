@@ -59,8 +59,8 @@ def main() -> None:
     from gpu_parts.common import device_name, free_memory
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, default=REPO / "benchmarks/results/gpu_suite.json",
-                   help="the JSON report (the Markdown table goes beside it, .md)")
+    p.add_argument("--out", type=Path, default=None, help="the JSON report (the Markdown table goes beside it, .md; "
+                   "default benchmarks/results/gpu_suite.json, with --smoke gpu_suite_smoke.json)")
     p.add_argument("--only", nargs="*", default=None, metavar="PART[,PART]",
                    help=f"run these parts only: {', '.join(PARTS)}")
     p.add_argument("--smoke", action="store_true", help="toy sizes on the CPU (about a minute)")
@@ -71,6 +71,7 @@ def main() -> None:
         sys.exit("gpu_suite: no CUDA device (torch.cuda.is_available() is False). The full suite measures a GPU; "
                  "run it where one is, or add --smoke for the toy-size run on the CPU.")
     device = torch.device("cpu" if args.smoke else "cuda")
+    out = args.out or REPO / f"benchmarks/results/gpu_suite{'_smoke' if args.smoke else ''}.json"
     import transformers
 
     res: dict = {"suite": "gpu_suite", "device": device_name(device), "device_type": device.type,
@@ -95,9 +96,9 @@ def main() -> None:
             free_memory()
             print(f"{name}: {'ok' if part['ok'] else 'ERROR'} in {part['seconds']} s"
                   + ("" if part["ok"] else "\n" + part["error"][-1500:]), flush=True)
-            md = rep.write(res, args.out)  # after every part: a killed run keeps what it measured
+            md = rep.write(res, out)  # after every part: a killed run keeps what it measured
     print(md.read_text())
-    print(f"wrote {args.out} and {md}")
+    print(f"wrote {out} and {md}")
     failed = [n for n, part in res["parts"].items() if not part["ok"]]
     if failed:
         sys.exit(f"gpu_suite: parts failed: {', '.join(failed)}")

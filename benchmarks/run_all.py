@@ -27,7 +27,9 @@ SCRIPTS: dict[str, tuple[str, bool | str]] = {
     "rd": ("rate_distortion.py", False),  # 8 image tokenizers trained and scored (about 50 minutes on 2 CPU cores)
     "llm_generate": ("llm_generate.py", True),  # the stream logits processor's cost per token in model.generate
     "llm_packed": ("llm_packed.py", True),  # PackedShards against a training step of a Hugging Face model
-    "gpu": ("gpu_suite.py", "cuda"),  # the GPU checks of modalities.llm in one run (with --device cuda only)
+    "gpu": ("gpu_suite.py", "cuda"),  # mmtok on a GPU in one run, about 8 minutes: tokenizer training, batched
+    # pre-tokenisation, the transformer and a Llama (MFU), codecs through from_hf, text, modalities.llm (--device cuda
+    # only; `python benchmarks/gpu_suite.py --smoke` runs it at toy sizes on the CPU)
 }
 
 

@@ -16,7 +16,7 @@ import torch
 from .common import Context, PeakMemory, alternate, mfu, row, train_flops_per_token
 
 SIZES = {  # dim, layers, heads, vocab, seq_len, batch
-    "gpu": (768, 12, 12, 32768, 2048, 8),
+    "gpu": (768, 12, 12, 50304, 2048, 8),  # about 124M parameters (tied), the size of GPT-2 small
     "smoke": (64, 2, 2, 512, 64, 2),
 }
 SETTINGS = ("mmtok", "mmtok+compile", "hf_llama", "hf_llama+compile")

@@ -30,8 +30,8 @@ def _notes(notes: dict) -> str:
 
 def markdown(res: dict) -> str:
     """The Markdown report of a suite result (see :func:`gpu_suite.main` for its keys)."""
-    kind = "CPU smoke run (toy sizes)" if res["smoke"] else "full run"
-    lines = [f"# GPU suite: {res['device']} ({kind})", "",
+    kind = "CPU smoke run, toy sizes" if res["smoke"] else "full run"
+    lines = [f"# GPU suite on {res['device']}: {kind}", "",
              f"torch {res['torch']}, transformers {res['transformers']}, {res['started']}, "
              f"{res['seconds']:.0f} s in all. Each ratio compares a setting with the baseline named beside it, "
              "measured in the same run (alternated, best of N).", "",
