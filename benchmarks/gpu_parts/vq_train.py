@@ -15,7 +15,7 @@ import dataclasses
 
 import torch
 
-from .common import REPO, Context, PeakMemory, alternate, row
+from .common import REPO, Context, PeakMemory, alternate, free_memory, row
 
 # modality -> (Hydra overrides at the real size, at the smoke size)
 CONFIGS = {
@@ -116,7 +116,5 @@ def run(ctx: Context) -> dict:
     for modality in CONFIGS:
         got, detail[modality] = measure(modality, ctx)
         rows += got
-        from .common import free_memory
-
         free_memory()
     return {"rows": rows, "modalities": detail}
