@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modalities.data.datasets import ImageCrops, SampleStream
+from modalities.data.datasets import ColourJitter, ImageCrops, SampleStream
 from modalities.data.io import IMAGE_SUFFIXES, list_media
 from modalities.data.sources import read_held_out, read_sources, source_of, split_folder
 from modalities.eval.metrics import IMAGE_SCORES, ciede2000, colour_shift, image_scores
@@ -68,6 +68,24 @@ def test_colour_jitter_is_reproducible_and_changes_colours(samples):
     for bad in [(0.2, 0.5), (0.2, 0.5, 0.7), (-0.1, 0, 0)]:
         with pytest.raises(ValueError, match="brightness, saturation, hue"):
             ImageCrops(files, 32, colour=bad)
+
+
+def test_colour_jitter_matrix_keeps_grey_and_luma():
+    j = ColourJitter(0.2, 0.5, 0.5)
+    grey = torch.tensor([0.4, 0.4, 0.4])
+    for h in (0.1, 0.25, 0.5):  # a hue turn leaves greys alone; two half turns are the identity
+        assert torch.allclose(j.matrix(1, 1, h) @ grey, grey, atol=1e-5)
+    assert torch.allclose(j.matrix(1, 1, 0.5) @ j.matrix(1, 1, 0.5), torch.eye(3), atol=1e-5)
+    red = torch.tensor([1.0, 0.0, 0.0])
+    assert torch.allclose(j.matrix(1, 0, 0) @ red, torch.full((3,), 0.299), atol=1e-5)  # saturation 0: the luma
+    assert torch.allclose(j.matrix(0.5, 1, 0) @ red, 0.5 * red, atol=1e-6)
+    luma = torch.tensor([0.299, 0.587, 0.114])
+    colour = torch.tensor([0.9, 0.7, 0.1])
+    assert float(luma @ (j.matrix(1, 1.3, 0.2) @ colour)) == pytest.approx(float(luma @ colour), abs=1e-5)
+    x = torch.rand(3, 5, 7)
+    torch.manual_seed(0)
+    y = j(x)
+    assert y.shape == x.shape and 0 <= float(y.min()) and float(y.max()) <= 1
 
 
 def test_validation_split_is_inside_the_training_sources(samples, compose):

