@@ -22,7 +22,7 @@ def test_image_small_composes_with_the_documented_settings(compose):
     assert list(cfg.tokenizer.image.channels) == [32, 32, 64, 64]  # f8: three stride-2 levels
     assert cfg.quantizer.kind == "vq" and cfg.quantizer.codebook_size == 256  # 0.125 bits per pixel
     assert cfg.trainer.max_steps == 5000 and cfg.trainer.recon_loss == "l2" and cfg.trainer.optimizer.lr == 1e-3
-    assert cfg.task.refit_crops == 4096
+    assert cfg.task.refit_crops == 4096 and list(cfg.task.colour) == [0.2, 0.5, 0.5]
     assert compose(["task=image"]).task.zoom is None and compose(["task=image"]).task.refit_crops == 0  # unchanged
 
 
