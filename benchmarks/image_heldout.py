@@ -15,6 +15,8 @@ run resumes). Writes ``--out`` (JSON) and a Markdown table beside it.
     python benchmarks/image_heldout.py                                             # the headline, 2 seeds
     python benchmarks/image_heldout.py --split validation --steps 2500 --colour none 0.2,0.5,0.5 \\
         --out benchmarks/results/image_validation.json                             # how the recipe was chosen
+    python benchmarks/image_heldout.py --split validation --steps 2500 --seeds 0 --colour 0.2,0.5,0.5 \
+        --set tokenizer.image.norm=pixel --out benchmarks/results/image_validation_pixel.json   # another recipe
     python benchmarks/image_heldout.py --steps 20 --seeds 0 --runs /tmp/ih --out /tmp/ih.json   # smoke
 """
 
@@ -51,7 +53,7 @@ def _name(colour: list[float] | None) -> str:
 
 
 def run(split: str, colours: list[list[float] | None | str], seeds: list[int], steps: int | None,
-        runs: Path) -> dict:
+        runs: Path, extra: list[str] = ()) -> dict:
     """Trains (or reuses) one run per colour setting and seed; returns the rows and per-source tables."""
     register_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
@@ -64,8 +66,9 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
                 over.append("task.colour=null" if colour is None else f"task.colour=[{','.join(map(str, colour))}]")
             if steps is not None:
                 over.append(f"trainer.max_steps={steps}")
+            over += extra
             recipe = "shipped" if colour == "shipped" else _name(colour)
-            name = f"{split}_{recipe}_s{seed}_{steps or 'full'}"
+            name = "_".join([split, recipe, *(x.rsplit(".", 1)[-1] for x in extra), f"s{seed}", str(steps or "full")])
             t0 = time.perf_counter()
             m = run_stage(base, runs, name, over)
             row = {"run": name, "split": split, "colour": recipe, "seed": seed, "command":
@@ -113,10 +116,12 @@ def main() -> None:
                     help="colour-jitter settings to compare: none or b,s,h (default: the shipped recipe's)")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--steps", type=int, default=None, help="trainer.max_steps (default: the recipe's 5000)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="more overrides for every run, e.g. tokenizer.image.norm=pixel (they name the run folders)")
     ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/image_runs"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/image_heldout.json"))
     args = ap.parse_args()
-    res = run(args.split, args.colour, args.seeds, args.steps, args.runs)
+    res = run(args.split, args.colour, args.seeds, args.steps, args.runs, args.set)
     table = markdown(res)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,11 @@ class VQAEConfig:
         z_dim: channels of the latent that is quantised.
         attention: a self-attention block at the lowest resolution.
         groups: GroupNorm groups (must divide every width).
+        norm: ``group``: GroupNorm, statistics over each group's channels *and every position of the image*
+            (as VQGAN); ``pixel``: :class:`PixelNorm`, statistics over the channels of each position alone, so
+            a patch decodes to the same colours whatever the rest of the image holds. With ``group`` a
+            tokenizer's colours are relative to the image's own statistics: a flat green square inside a brown
+            photograph can come back brown.
     """
 
     in_channels: int = 3
@@ -38,6 +43,7 @@ class VQAEConfig:
     z_dim: int = 64
     attention: bool = False
     groups: int = 16
+    norm: str = "group"
 
 
 @dataclass
@@ -71,6 +77,31 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str = "
     raise ValueError(f"unknown reconstruction loss {kind!r}; expected 'l1' or 'l2'")
 
 
+class PixelNorm(nn.Module):
+    """Layer norm over the channels of each position of ``[B, C, *spatial]`` (no statistics across positions),
+    with a per-channel scale and shift: the ``pixel`` norm of :class:`VQAEConfig`. Takes ``(groups, c)`` like
+    ``nn.GroupNorm`` (``groups`` is unused) and has the same ``weight`` and ``bias`` parameters."""
+
+    def __init__(self, groups: int, c: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight, self.bias, self.eps = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c)), eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.ndim - 2)
+        x = (x - x.mean(1, keepdim=True)) * torch.rsqrt(x.var(1, keepdim=True, unbiased=False) + self.eps)
+        return x * self.weight.view(shape) + self.bias.view(shape)
+
+
+NORMS = {"group": nn.GroupNorm, "pixel": PixelNorm}
+
+
+def norm_layer(cfg: VQAEConfig):
+    """The ``(groups, c) -> module`` factory of ``cfg.norm``; an unknown name is an error listing the choices."""
+    if cfg.norm not in NORMS:
+        raise ValueError(f"norm must be one of {sorted(NORMS)}, got {cfg.norm!r}")
+    return NORMS[cfg.norm]
+
+
 class ResBlock(nn.Module):
     """GroupNorm, SiLU, conv, twice, plus a skip (1x1 conv when the width changes).
 
@@ -93,9 +124,9 @@ class ResBlock(nn.Module):
 class AttnBlock(nn.Module):
     """Single-head self-attention over spatial positions (``F.scaled_dot_product_attention``)."""
 
-    def __init__(self, c: int, groups: int) -> None:
+    def __init__(self, c: int, groups: int, norm=nn.GroupNorm) -> None:
         super().__init__()
-        self.norm = nn.GroupNorm(groups, c)
+        self.norm = norm(groups, c)
         self.qkv = nn.Conv2d(c, 3 * c, 1)
         self.out = nn.Conv2d(c, c, 1)
 
@@ -107,7 +138,9 @@ class AttnBlock(nn.Module):
 
 
 def _mid(c: int, cfg: VQAEConfig) -> list[nn.Module]:
-    return [ResBlock(c, c, cfg.groups), *([AttnBlock(c, cfg.groups)] if cfg.attention else []), ResBlock(c, c, cfg.groups)]
+    norm = norm_layer(cfg)
+    return [ResBlock(c, c, cfg.groups, norm), *([AttnBlock(c, cfg.groups, norm)] if cfg.attention else []),
+            ResBlock(c, c, cfg.groups, norm)]
 
 
 class Encoder(nn.Module):
@@ -118,10 +151,11 @@ class Encoder(nn.Module):
         for i, c in enumerate(ch):
             cin = ch[max(0, i - 1)]
             for j in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups))
+                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm_layer(cfg)))
             if i < len(ch) - 1:
                 layers.append(nn.Conv2d(c, c, 4, stride=2, padding=1))
-        layers += [*_mid(ch[-1], cfg), nn.GroupNorm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.z_dim, 1)]
+        layers += [*_mid(ch[-1], cfg), norm_layer(cfg)(cfg.groups, ch[-1]), nn.SiLU(),
+                   nn.Conv2d(ch[-1], cfg.z_dim, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -136,10 +170,10 @@ class Decoder(nn.Module):
         for i, c in enumerate(ch):
             cin = ch[max(0, i - 1)]
             for j in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups))
+                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm_layer(cfg)))
             if i < len(ch) - 1:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
-        layers += [nn.GroupNorm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
+        layers += [norm_layer(cfg)(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

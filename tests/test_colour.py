@@ -122,3 +122,28 @@ def test_image_task_reports_held_out_sources_and_colour(compose, tmp_path, sampl
     assert m["worst_source_margin_db"] == min(r["margin_db"] for r in per.values())
     pinned = read_held_out(folder)
     assert m["palette_files"] == sum(per[s]["files"] for s in pinned) == 9
+
+
+@pytest.mark.parametrize("norm", ["group", "pixel"])
+def test_pixel_norm_decodes_a_region_whatever_the_rest_of_the_image_holds(norm):
+    """With ``norm=pixel`` a latent region decodes to the same pixels when a far part of the image changes; with
+    GroupNorm (statistics over the whole image) it does not: a colour comes back relative to its surroundings."""
+    from models.quantizer import QuantizerConfig
+    from models.vqae import PixelNorm, VQAEConfig, VQAutoencoder
+
+    torch.manual_seed(0)
+    model = VQAutoencoder(VQAEConfig(channels=[8, 8, 16, 16], z_dim=8, groups=4, norm=norm),
+                          QuantizerConfig(kind="vq", codebook_size=16, kmeans_init=False)).eval()
+    z = torch.randn(1, 8, 8, 40)
+    other = z.clone()
+    other[..., 24:] = torch.randn(1, 8, 8, 16) * 3  # the right part of the latent changes
+    with torch.no_grad():  # latent columns 0-3, 20 columns from the change: beyond the decoder's receptive field
+        a, b = model.decoder(z)[..., :32], model.decoder(other)[..., :32]
+    assert torch.allclose(a, b, atol=1e-5) == (norm == "pixel")
+    x = torch.randn(2, 6, 5, 5)
+    n = PixelNorm(1, 6)
+    assert torch.allclose(n(x).mean(1), torch.zeros(2, 5, 5), atol=1e-5)
+    assert torch.allclose(n(x).var(1, unbiased=False), torch.ones(2, 5, 5), atol=1e-3)
+    assert set(dict(n.named_parameters())) == set(dict(torch.nn.GroupNorm(2, 6).named_parameters()))
+    with pytest.raises(ValueError, match="norm must be one of"):
+        VQAutoencoder(VQAEConfig(norm="batch"), QuantizerConfig(kind="vq", codebook_size=16))
