@@ -9,8 +9,8 @@ Two uses, one script:
   (``task.split=validation``), never on the held-out ones; ``--colour`` lists the colour-jitter settings to
   compare (``none`` or ``brightness,saturation,hue``), ``--steps`` shortens the runs.
 
-Each run lands in ``--runs/<split>_<colour>_s<seed>_<steps>`` and is reused when it finished before (a killed
-run resumes). Writes ``--out`` (JSON) and a Markdown table beside it.
+Each run lands in ``--runs/<split>_<colour>[_<override>...]_s<seed>_<steps>`` (the shipped recipe's folder is
+named by a hash of its settings) and is reused when it finished before (a killed run resumes). Writes ``--out`` (JSON) and a Markdown table beside it.
 
     python benchmarks/image_heldout.py                                             # the headline, 2 seeds
     python benchmarks/image_heldout.py --split validation --steps 2500 --colour none 0.2,0.5,0.5 \\
@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import zlib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from modalities.config import register_configs
 from modalities.tasks.demo import run_stage
@@ -39,13 +41,19 @@ KEYS = ("val_psnr", "baseline_psnr", "val_ssim", "baseline_ssim", "val_ciede2000
         "stage_seconds")
 
 
-def _colour_arg(text: str) -> list[float] | None:
-    if text == "none":
-        return None
+def _colour_arg(text: str) -> list[float] | None | str:
+    if text in ("none", "shipped"):
+        return None if text == "none" else text
     parts = [float(x) for x in text.split(",")]
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(f"--colour takes 'none' or brightness,saturation,hue, got {text!r}")
     return parts
+
+
+def _label(override: str) -> str:
+    """``tokenizer.image.norm=pixel`` -> ``norm=pixel``: a run folder's name part, without path separators."""
+    key, _, value = override.partition("=")
+    return f"{key.rsplit('.', 1)[-1]}={value}".replace("/", "-").replace(",", "-")
 
 
 def _name(colour: list[float] | None) -> str:
@@ -68,11 +76,16 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
                 over.append(f"trainer.max_steps={steps}")
             over += extra
             recipe = "shipped" if colour == "shipped" else _name(colour)
-            name = "_".join([split, recipe, *(x.rsplit(".", 1)[-1] for x in extra), f"s{seed}", str(steps or "full")])
+            if recipe == "shipped":  # named by a hash of the recipe's settings: a changed recipe is a new run
+                settings = OmegaConf.to_yaml({k: base[k] for k in ("task", "tokenizer", "quantizer", "trainer")})
+                recipe = f"shipped-{zlib.crc32(settings.encode()):08x}"
+            name = "_".join([split, recipe, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
             t0 = time.perf_counter()
             m = run_stage(base, runs, name, over)
             row = {"run": name, "split": split, "colour": recipe, "seed": seed, "command":
                    "python train.py " + " ".join(over)} | {k: m[k] for k in KEYS if k in m}
+            if "baseline_psnr" not in m:
+                raise ValueError(f"{name}: no k-means baseline in the run (task.baseline=false?): nothing to compare")
             row["margin_db"] = m["val_psnr"] - m["baseline_psnr"]
             row["wall_seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)

@@ -95,10 +95,10 @@ class ImageTaskConfig(TaskConfig):
         refit_crops: after training, refit the codebook (Lloyd iterations, ``Quantizer.refit``) on the encoder
             outputs of this many training crops, then validate again; 0: keep the EMA codebook as trained.
             Folder input and the ``vq`` quantiser only.
-        colour: ``[brightness, saturation, hue]``: colour jitter of every training crop (torchvision
-            ``ColorJitter``: brightness and saturation scaled by a factor in ``[1 - b, 1 + b]``, hue rotated by up
-            to ``hue`` of a full turn, 0.5 being any hue), so the tokenizer meets colours its photographs lack;
-            null: none. Folder input only.
+        colour: ``[brightness, saturation, hue]``: colour jitter of every training crop
+            (``modalities.data.datasets.ColourJitter``: brightness scaled by a factor in ``[1 - b, 1 + b]``,
+            saturation by one in ``[1 - s, 1 + s]``, hue turned by up to ``hue`` of a full turn, 0.5 being any
+            hue), so the tokenizer meets colours its photographs lack; null: none. Folder input only.
         split: ``heldout``: train on the training sources, validate on the held-out ones (the figures to
             report); ``validation``: split the training sources again and validate on that part, to choose a
             recipe without looking at the held-out sources. Folder input only.

@@ -95,7 +95,7 @@ class ColourJitter:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         u = torch.rand(3) * 2 - 1
-        m = self.matrix(1 + self.b * float(u[0]), max(0.0, 1 + self.s * float(u[1])), self.h * float(u[2]))
+        m = self.matrix(max(0.0, 1 + self.b * float(u[0])), max(0.0, 1 + self.s * float(u[1])), self.h * float(u[2]))
         return torch.einsum("ij,jhw->ihw", m.to(x.dtype), x).clamp(0, 1)
 
 

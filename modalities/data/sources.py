@@ -12,7 +12,10 @@ stable when files or sources are added, and every file of a source lands on the 
 
 A row may also pin its source to the held-out side with ``"split": "held_out"``: sources chosen for what they
 test (a palette the training photographs lack), not by the hash. Pinned sources are held out on top of the
-hashed share of the others, so pinning never moves an unpinned source into training.
+hashed share of the others, and the others split exactly as they would with the pinned ones removed. Adding
+pins to a folder can therefore move other sources across (the hashed share is counted without them): compare
+tokenizers only on a split they were all trained with. Tar-shard input (``data.images`` a tar spec) holds out
+whole shards and does not read pins.
 """
 
 from __future__ import annotations

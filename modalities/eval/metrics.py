@@ -80,6 +80,14 @@ def _image_pair(pred: torch.Tensor, target: torch.Tensor, what: str) -> tuple[to
     return pred.float(), target.to(pred.device).float()
 
 
+def _rgb_pair(pred: torch.Tensor, target: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_image_pair` for the colour metrics, which also need three (RGB) channels."""
+    p, t = _image_pair(pred, target, what)
+    if p.shape[1] != 3:
+        raise ValueError(f"{what}: images must have 3 (RGB) channels, got shape {tuple(pred.shape)}")
+    return p, t
+
+
 def quantize8(x: torch.Tensor) -> torch.Tensor:
     """``round(clamp(x, 0, 1) * 255) / 255``: what an 8-bit PNG of ``x`` holds, back as floats in [0, 1]."""
     return (x.float().clamp(0, 1) * 255).round() / 255
@@ -135,7 +143,7 @@ def ciede2000(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    p, t = _image_pair(pred, target, "ciede2000")
+    p, t = _rgb_pair(pred, target, "ciede2000")
     p = p.clamp(0, 1).permute(0, 2, 3, 1).cpu().double().numpy()
     t = t.clamp(0, 1).permute(0, 2, 3, 1).cpu().double().numpy()
     return torch.tensor([float(deltaE_ciede2000(rgb2lab(a), rgb2lab(b)).mean()) for a, b in zip(p, t, strict=True)])
@@ -146,11 +154,11 @@ def colour_shift(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """How far the mean colour of each image moved: float ``[B]`` from ``[B, 3, H, W]`` (or ``[3, H, W]``).
 
     The Euclidean distance between the mean RGB colours (over all pixels, images clamped to [0, 1]) of the
-    reconstruction and the original, in the [0, 1] scale of one channel: 0.2 is a whole image tinted by a
+    reconstruction and the original, in the [0, 1] scale of one channel (so from 0 to sqrt(3)): 0.2 is a whole image tinted by a
     fifth of the range in one channel (a yellow flower whose mean green falls from 0.48 to 0.28). Texture
     and edge errors average out here; a tint or a palette pulled towards the training photographs does not.
     """
-    p, t = _image_pair(pred, target, "colour_shift")
+    p, t = _rgb_pair(pred, target, "colour_shift")
     return (p.clamp(0, 1).mean((2, 3)) - t.clamp(0, 1).mean((2, 3))).norm(dim=1).cpu()
 
 

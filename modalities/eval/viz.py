@@ -172,7 +172,7 @@ UNITS = {"bits_per_pixel": "rate (bits per pixel)", "bits_per_second": "rate (bi
          "psnr": "PSNR (dB)", "ssim": "SSIM (0 to 1)", "lpips": "LPIPS", "rfid": "rFID", "pesq": "PESQ (MOS, 1 to 4.5)",
          "stoi": "STOI (0 to 1)", "si_sdr": "SI-SDR (dB)", "mel_distance": "mel distance (dB)",
          "stft_distance": "multi-resolution STFT distance", "temporal_error": "temporal error",
-         "ciede2000": "mean CIEDE2000 (lower is better)", "colour_shift": "mean-colour shift (0 to 1)"}
+         "ciede2000": "mean CIEDE2000 (lower is better)", "colour_shift": "mean-colour shift (RGB distance, 0 to 1.73)"}
 
 
 def axis_label(key: str) -> str:

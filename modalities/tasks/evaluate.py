@@ -223,7 +223,7 @@ PLOTS = {"image": ("bits_per_pixel", ("psnr", "ciede2000", "lpips")), "video": (
 LOOK = {"image": "Each row is an item from the evaluated folder, cropped as every tokenizer saw it, then each "
                  "tokenizer's reconstruction with its 8-bit PSNR (dB, higher is better), SSIM (1 is identical), "
                  "mean CIEDE2000 colour difference (ΔE00: about 1 is just noticeable, above 10 another colour) and "
-                 "mean-colour shift (how far the image's average colour moved, 0 to 1). Look at edges, text, fine "
+                 "mean-colour shift (how far the image's average colour moved: RGB distance, 0 to 1.73). Look at edges, text, fine "
                  "texture, and at saturated colours the training photographs rarely show.",
         "video": "The first, middle and last frames of each clip, then each tokenizer's; PSNR and SSIM are means "
                  "over all frames. Look for flicker-prone detail and for the first frame, which is coded alone.",

@@ -80,7 +80,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         kmeans: list[dict[str, float]] = []
         metrics |= kmeans_patch_baseline(train_images, val_items, f, q.codebook_size, seed=cfg.seed, per_item=kmeans)
         if tars is None:
-            metrics |= by_source(tok, val_files, val_items, kmeans, folder)
+            with trainer._ctx():  # as validation scored them (bf16 autocast where the trainer uses it)
+                metrics |= by_source(tok, val_files, val_items, kmeans, folder)
     size = min(256, cfg.task.val_size) // f * f
     first = load_image(val_files[0]) if tars is None else val_items[0][0]
     batch = center_crop_multiple(first, f, size)[None].expand(8, -1, -1, -1)

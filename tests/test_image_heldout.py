@@ -1,0 +1,49 @@
+"""The ``image_small`` headline (``benchmarks/image_heldout.py``): the table it writes, and, with
+``MMTOK_LONG_TESTS=1``, the two full-length seeds against pixel k-means on the held-out sources."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import image_heldout  # noqa: E402
+
+sys.path.pop(0)
+
+
+def test_short_names_and_the_markdown_table():
+    plasma = "debian/plasma-workspace-wallpapers/usr/share/wallpapers/FallenLeaf/contents/images/2560x1600.jpg"
+    assert image_heldout.short(plasma) == "FallenLeaf"
+    assert image_heldout.short("skimage/data/coffee.png") == "coffee"
+    row = {"run": "heldout_shipped_s0_full", "val_psnr": 22.5, "baseline_psnr": 21.0, "margin_db": 1.5,
+           "worst_source": plasma, "worst_source_margin_db": -0.4, "val_ciede2000": 9.0, "baseline_ciede2000": 10.0,
+           "val_colour_shift": 0.04, "baseline_colour_shift": 0.05}
+    per = {plasma: {"files": 3, "psnr": 20.0, "baseline_psnr": 20.4, "margin_db": -0.4, "ciede2000": 12.0,
+                    "baseline_ciede2000": 13.0}}
+    md = image_heldout.markdown({"split": "heldout", "rows": [row], "per_source": {row["run"]: per}})
+    assert "| heldout_shipped_s0_full | 22.50 | 21.00 | +1.50 | FallenLeaf (-0.40) | 9.00 (10.00) |" in md
+    assert "| FallenLeaf | 3 | 20.00 | 20.40 | -0.40 | 12.00 | 13.00 |" in md
+    assert image_heldout._colour_arg("none") is None and image_heldout._colour_arg("0.2,0.5,0.5") == [0.2, 0.5, 0.5]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MMTOK_LONG_TESTS"),
+                    reason="two 14-minute training runs, over the suite's budget: MMTOK_LONG_TESTS=1 pytest runs it")
+def test_image_small_beats_kmeans_on_held_out_sources(tmp_path):
+    """``python benchmarks/image_heldout.py``: each seed of the shipped recipe beats pixel k-means at the same bits
+    on the 18 held-out sources, with a lower mean CIEDE2000 and no source far below k-means. Margins sit under
+    the figures measured (docs/images.md#colour-that-generalises) by about the spread between the two seeds."""
+    res = image_heldout.run("heldout", ["shipped"], [0, 1], None, tmp_path)
+    for r in res["rows"]:
+        assert r["margin_db"] > MARGIN_DB, r
+        assert r["worst_source_margin_db"] > WORST_DB, r
+        assert r["val_ciede2000"] < r["baseline_ciede2000"] + CIEDE_SLACK, r
+        assert r["palette_psnr"] > r["palette_baseline_psnr"] + PALETTE_DB, r
+
+
+MARGIN_DB, WORST_DB, CIEDE_SLACK, PALETTE_DB = 0.5, -2.0, 0.0, 0.0
