@@ -214,13 +214,15 @@ def _plasma_photo(name: str) -> tuple[Path, str, dict]:
     if not folder.is_dir():
         raise SystemExit(f"{folder} is missing: apt-get install plasma-workspace-wallpapers")
     meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))["KPlugin"]
-    def pixels(p: Path) -> int:  # the files are named by their size, e.g. 2560x1600.jpg
-        w, _, h = p.stem.partition("x")
-        return int(w) * int(h)
-
-    path = max((folder / "contents" / "images").iterdir(), key=pixels)
+    sizes = {p: p.stem.partition("x") for p in (folder / "contents" / "images").iterdir()}
+    sizes = {p: int(w) * int(h) for p, (w, _, h) in sizes.items() if w.isdigit() and h.isdigit()}
+    if not sizes:
+        raise SystemExit(f"{folder}/contents/images holds no image named by its size (e.g. 2560x1600.jpg)")
+    path = max(sizes, key=sizes.get)  # the files are named by their size: take the largest
     source = f"debian/plasma-workspace-wallpapers/usr/share/wallpapers/{name}/contents/images/{path.name}"
-    return path, source, {"author": meta["Authors"][0]["Name"], "licence": meta.get("License", "GPL-2+")}
+    if "License" not in meta:
+        raise SystemExit(f"{folder}/metadata.json states no licence: leave {name} out")
+    return path, source, {"author": meta["Authors"][0]["Name"], "licence": meta["License"]}
 
 
 def _photo_rows(out: Path, img: Image.Image, stem: str, caption: str, meta: dict) -> list[dict]:
@@ -265,10 +267,12 @@ def build_more_photos(out: Path) -> list[dict]:
 def build_plasma_photos(out: Path) -> list[dict]:
     """Writes the images of :data:`PLASMA_PHOTOS` as :func:`build_more_photos` does (file names ``plasma_<name>``);
     the rows of :data:`PLASMA_HELD_OUT` carry ``"split": "held_out"``."""
+    from PIL import ImageOps
+
     rows = []
     for name, caption in PLASMA_PHOTOS.items():
         path, source, meta = _plasma_photo(name)
-        img = Image.open(path).convert("RGB")
+        img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
         pin = {"split": "held_out"} if name in PLASMA_HELD_OUT else {}
         rows += _photo_rows(out, img, f"plasma_{name}", caption, {"source": source} | meta | pin)
     return rows
