@@ -20,6 +20,7 @@ def test_image_small_composes_with_the_documented_settings(compose):
     assert cfg.task.name == "image" and cfg.task.crop_size == 64 and cfg.task.batch_size == 8
     assert list(cfg.task.zoom) == [0.5, 1.0] and cfg.task.val_fraction == 0.4
     assert list(cfg.tokenizer.image.channels) == [32, 32, 64, 64]  # f8: three stride-2 levels
+    assert cfg.tokenizer.image.norm == "pixel" and compose(["experiment=image_debug"]).tokenizer.image.norm == "group"
     assert cfg.quantizer.kind == "vq" and cfg.quantizer.codebook_size == 256  # 0.125 bits per pixel
     assert cfg.trainer.max_steps == 5000 and cfg.trainer.recon_loss == "l2" and cfg.trainer.optimizer.lr == 1e-3
     assert cfg.task.refit_crops == 4096 and list(cfg.task.colour) == [0.2, 0.5, 0.5]

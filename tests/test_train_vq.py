@@ -24,11 +24,12 @@ def _rows(run_dir):
 @pytest.mark.slow
 def test_image_debug_beats_kmeans_patch_baseline(compose, tmp_path):
     """``experiment=image_debug`` (about 4 minutes on 2 cores) must beat k-means on raw 8x8 pixel patches
-    with the same codebook size on the held-out images (22.2 dB against 21.4 dB when measured). Shorter runs
-    do not (1000 steps: 20.6 dB), so this runs the experiment as shipped."""
+    with the same codebook size on the 18 held-out sources (46 images) by at least 0.5 dB, outside the
+    run-to-run spread of a seed (measured figures: docs/images.md#colour-that-generalises). Shorter runs do not,
+    so this runs the experiment as shipped."""
     m = run_task(compose(["experiment=image_debug", "trainer.tensorboard=false"]), tmp_path)
     assert m["downsample"] == 8 and m["bits_per_pixel"] == m["baseline_bpp"] == 0.125
-    assert m["val_psnr"] > m["baseline_psnr"], m
+    assert m["val_psnr"] > m["baseline_psnr"] + 0.5, m
     assert m["val_usage"] >= 0.5, m  # EMA VQ with dead-code restart keeps the codebook in use
     tok = ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image")
     assert tok.codebook_size == 256 and (tmp_path / "samples/step_0002000.png").is_file()
