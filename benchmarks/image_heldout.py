@@ -29,7 +29,7 @@ import zlib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from modalities.config import register_configs
 from modalities.tasks.demo import run_stage
@@ -81,6 +81,8 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
                 recipe = f"shipped-{zlib.crc32(settings.encode()):08x}"
             name = "_".join([split, recipe, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
             t0 = time.perf_counter()
+            with open_dict(base):
+                base.seed = seed  # run_stage gives each stage the seed of the config it is handed
             m = run_stage(base, runs, name, over)
             row = {"run": name, "split": split, "colour": recipe, "seed": seed, "command":
                    "python train.py " + " ".join(over)} | {k: m[k] for k in KEYS if k in m}
