@@ -146,14 +146,14 @@ class Encoder(nn.Module):
         super().__init__()
         ch = cfg.channels
         layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1)]
+        norm = norm_layer(cfg)
         for i, c in enumerate(ch):
             cin = ch[max(0, i - 1)]
             for j in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm_layer(cfg)))
+                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm))
             if i < len(ch) - 1:
                 layers.append(nn.Conv2d(c, c, 4, stride=2, padding=1))
-        layers += [*_mid(ch[-1], cfg), norm_layer(cfg)(cfg.groups, ch[-1]), nn.SiLU(),
-                   nn.Conv2d(ch[-1], cfg.z_dim, 1)]
+        layers += [*_mid(ch[-1], cfg), norm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.z_dim, 1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -165,13 +165,14 @@ class Decoder(nn.Module):
         super().__init__()
         ch = list(reversed(cfg.channels))
         layers: list[nn.Module] = [nn.Conv2d(cfg.z_dim, ch[0], 3, padding=1), *_mid(ch[0], cfg)]
+        norm = norm_layer(cfg)
         for i, c in enumerate(ch):
             cin = ch[max(0, i - 1)]
             for j in range(cfg.num_res_blocks):
-                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm_layer(cfg)))
+                layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm))
             if i < len(ch) - 1:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
-        layers += [norm_layer(cfg)(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
+        layers += [norm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

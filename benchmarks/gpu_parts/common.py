@@ -6,13 +6,12 @@ from __future__ import annotations
 import gc
 import math
 import platform
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from timing import PeakResident
+from timing import PeakResident, timed
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -74,11 +73,7 @@ def alternate(fns: dict[str, Callable[[], object]], device: torch.device, rounds
     best = dict.fromkeys(fns, math.inf)
     for _ in range(rounds):
         for name, fn in fns.items():
-            sync(device)
-            t0 = time.perf_counter()
-            fn()
-            sync(device)
-            best[name] = min(best[name], time.perf_counter() - t0)
+            best[name] = min(best[name], timed(fn, device.type == "cuda"))
     return best
 
 

@@ -38,7 +38,7 @@ from models.vqae import VQModel
 
 from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
-from ..eval.metrics import CodeStats, ciede2000, colour_shift, psnr8, ssim_per_image
+from ..eval.metrics import CodeStats, image_scores
 from . import distributed
 
 __all__ = ["TrainerConfig", "VQTrainer"]
@@ -346,10 +346,8 @@ class VQTrainer:
             recon = self.unlayout(((out.recon.float() + 1) / 2).clamp(0, 1))
             stats.update(out.codes)
             frames, target = recon.reshape(-1, *recon.shape[-3:]), x.reshape(-1, *x.shape[-3:])
-            scores["val_psnr"].append(psnr8(frames, target).cpu())
-            scores["val_ssim"].append(ssim_per_image(frames, target).cpu())
-            scores["val_ciede2000"].append(ciede2000(frames, target))
-            scores["val_colour_shift"].append(colour_shift(frames, target))
+            for k, v in image_scores(frames, target).items():
+                scores[f"val_{k}"].append(v)
             if self.lpips is not None:
                 scores["val_lpips"].append(self.lpips(frames, target).cpu())
             if len(shown) < self.cfg.grid_items:
