@@ -61,15 +61,16 @@ def _name(colour: list[float] | None) -> str:
 
 
 def run(split: str, colours: list[list[float] | None | str], seeds: list[int], steps: int | None,
-        runs: Path, extra: list[str] = ()) -> dict:
-    """Trains (or reuses) one run per colour setting and seed; returns the rows and per-source tables."""
+        runs: Path, extra: list[str] = (), experiment: str = "image_small") -> dict:
+    """Trains (or reuses) one run per colour setting and seed of ``experiment``; returns the rows and per-source
+    tables."""
     register_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        base = compose(config_name="config", overrides=["experiment=image_small", "show_progress=false"])
+        base = compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false", *extra])
     rows, sources = [], {}
     for colour in colours:
         for seed in seeds:
-            over = ["experiment=image_small", f"seed={seed}", f"task.split={split}"]
+            over = [f"experiment={experiment}", f"seed={seed}", f"task.split={split}"]
             if colour != "shipped":
                 over.append("task.colour=null" if colour is None else f"task.colour=[{','.join(map(str, colour))}]")
             if steps is not None:
@@ -79,7 +80,8 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
             if recipe == "shipped":  # named by a hash of the recipe's settings: a changed recipe is a new run
                 settings = OmegaConf.to_yaml({k: base[k] for k in ("task", "tokenizer", "quantizer", "trainer")})
                 recipe = f"shipped-{zlib.crc32(settings.encode()):08x}"
-            name = "_".join([split, recipe, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
+            prefix = [] if experiment == "image_small" else [experiment]
+            name = "_".join([*prefix, split, recipe, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
             t0 = time.perf_counter()
             with open_dict(base):
                 base.seed = seed  # run_stage gives each stage the seed of the config it is handed
@@ -92,7 +94,8 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
             row["wall_seconds"] = round(time.perf_counter() - t0, 1)
             rows.append(row)
             sources[name] = m.get("heldout_sources", {})
-    return {"benchmark": "image_heldout", "split": split, "rows": rows, "per_source": sources}
+    return {"benchmark": "image_heldout", "experiment": experiment, "split": split, "rows": rows,
+            "per_source": sources}
 
 
 def short(source: str) -> str:
@@ -103,7 +106,7 @@ def short(source: str) -> str:
 
 def markdown(res: dict) -> str:
     """The rows as a table, then one per-source table per run."""
-    lines = [f"# image_small on the {res['split']} split", "",
+    lines = [f"# {res.get('experiment', 'image_small')} on the {res['split']} split", "",
              "| run | PSNR | k-means | margin | worst source (margin) | ΔE00 (k-means) | colour shift (k-means) "
              "| palette PSNR (k-means) | palette ΔE00 (k-means) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in res["rows"]:
@@ -126,6 +129,7 @@ def markdown(res: dict) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", default="image_small", help="the recipe (conf/experiment/<name>.yaml)")
     ap.add_argument("--split", choices=["heldout", "validation"], default="heldout")
     ap.add_argument("--colour", nargs="+", type=_colour_arg, default=["shipped"],
                     help="colour-jitter settings to compare: none or b,s,h (default: the shipped recipe's)")
@@ -136,7 +140,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/image_runs"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/image_heldout.json"))
     args = ap.parse_args()
-    res = run(args.split, args.colour, args.seeds, args.steps, args.runs, args.set)
+    res = run(args.split, args.colour, args.seeds, args.steps, args.runs, args.set, args.experiment)
     table = markdown(res)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
