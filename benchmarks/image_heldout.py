@@ -9,7 +9,8 @@ Two uses, one script:
   (``task.split=validation``), never on the held-out ones; ``--colour`` lists the colour-jitter settings to
   compare (``none`` or ``brightness,saturation,hue``), ``--steps`` shortens the runs.
 
-Each run lands in ``--runs/<split>_<colour>[_<override>...]_s<seed>_<steps>`` (the shipped recipe's folder is
+``--experiment`` names another image recipe (``conf/experiment/<name>.yaml``; its run folders start with the
+name). Each run lands in ``--runs/<split>_<colour>[_<override>...]_s<seed>_<steps>`` (the shipped recipe's folder is
 named by a hash of its settings) and is reused when it finished before (a killed run resumes). Writes ``--out`` (JSON) and a Markdown table beside it.
 
     python benchmarks/image_heldout.py                                             # the headline, 2 seeds
@@ -66,7 +67,7 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
     tables."""
     register_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        base = compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false", *extra])
+        base = compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false"])
     rows, sources = [], {}
     for colour in colours:
         for seed in seeds:
