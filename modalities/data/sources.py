@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-__all__ = ["read_collections", "read_held_out", "read_sources", "source_of", "split_by_source", "split_folder"]
+__all__ = ["collections_of", "read_collections", "read_held_out", "read_sources", "source_of", "split_by_source", "split_folder"]
 
 log = logging.getLogger("mmtok")
 
@@ -65,9 +65,18 @@ def read_sources(folder: str | Path) -> dict[str, str]:
 
 def read_collections(folder: str | Path) -> dict[str, str]:
     """``{file name relative to folder (posix): stem of the metadata file that lists it}``, e.g. ``transcripts``
-    for the synthesised speech of the samples and ``recordings`` for the recorded speech: held-out scores are
-    also reported per collection."""
+    for the synthesised speech of the samples and ``recordings``, ``klettres`` and ``ktuberling`` for the recorded
+    speech of three recording chains: held-out scores are also reported per collection
+    (:mod:`modalities.eval.collection_scores`)."""
     return {Path(row["file"]).as_posix(): meta.stem for meta, _, row in _metadata_rows(Path(folder))}
+
+
+def collections_of(files: list[Path], folder: str | Path) -> list[str]:
+    """The collection (:func:`read_collections`) of each of ``files`` under ``folder``, ``"other"`` for a file that
+    no metadata file lists."""
+    folder = Path(folder)
+    collections = read_collections(folder)
+    return [collections.get(Path(f).relative_to(folder).as_posix(), "other") for f in files]
 
 
 def read_held_out(folder: str | Path) -> set[str]:

@@ -1,4 +1,8 @@
-"""Task ``audio_semantic``: fit k-means units on frame features of a folder of speech; report usage and rates."""
+"""Task ``audio_semantic``: fit k-means units on frame features of a folder of speech; report usage and rates.
+
+Reported on the held-out files (whole sources, :func:`.vq.media_split`), over all of them (``val_*``) and, for a
+folder whose metadata files split it into collections, over each collection (``val_<collection>_*``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from ..data.io import AUDIO_SUFFIXES
+from ..data.sources import collections_of
 from ..data.waveform import AudioInputConfig
 from ..eval.audio_eval import save_wav
+from ..eval.collection_scores import by_collection
 from ..semantic import SemanticAudioTokenizer
 from ..training.trainer import resolve_device
 from .audio_spectrogram import load_waves
@@ -22,7 +28,7 @@ log = logging.getLogger("mmtok")
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Fits on the training files, evaluates on the held-out ones, saves to ``out_dir/tokenizer/audio``."""
-    _, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)
+    folder, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)
     tcfg = cfg.tokenizer.audio_semantic
     audio = AudioInputConfig(**OmegaConf.to_container(tcfg.audio, resolve=True))
     tok = SemanticAudioTokenizer(OmegaConf.to_container(tcfg.features, resolve=True), tcfg.k, audio, tcfg.dedup)
@@ -34,6 +40,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                "val_files": len(val_files), "train_frames": int(fit["frames"]), "fit_seconds":
                round(time.perf_counter() - t0, 2), "train_inertia": fit["inertia"], "train_usage": fit["usage"],
                **{f"val_{k}": v for k, v in tok.evaluate(val_files).items()}}
+    for name, files in by_collection(val_files, collections_of(val_files, folder)).items():  # each collection apart
+        metrics[f"val_{name}_clips"] = len(files)
+        metrics |= {f"val_{name}_{k}": v for k, v in tok.evaluate(files).items()}
     waves = load_waves(val_files[:1], audio)
     units, durations = tok.encode_dedup(waves[0], sample_rate=audio.sample_rate)[0]
     save_wav(out_dir / "samples" / "00_original.wav", waves[0], audio.sample_rate)

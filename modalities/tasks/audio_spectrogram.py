@@ -1,4 +1,9 @@
-"""Task ``audio_spectrogram``: train the spectrogram VQ tokenizer on a folder of speech; compare with k-means on mels."""
+"""Task ``audio_spectrogram``: train the spectrogram VQ tokenizer on a folder of speech; compare with k-means on mels.
+
+Held-out clips are whole sources of the folder's metadata (:func:`.vq.media_split`; for the samples a sentence with
+both its voices, a recorded speaker with all its clips); the validation metrics (``val_*``) are means over them and,
+for a folder whose metadata files split it into collections, over each collection too (``val_<collection>_*``).
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from ..audio import SpectrogramTokenizer
 from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
+from ..data.sources import collections_of
 from ..data.tars import AudioCrop
 from ..data.waveform import AudioInputConfig, prepare_audio
 from ..eval.audio_eval import spectrogram_metrics
 from ..eval.baselines import kmeans_mel_baseline
+from ..eval.collection_scores import collection_means
 from ..training import distributed
 from ..training.audio_trainer import SpectrogramTrainer
 from .vq import ddp_task, encode_throughput, finish, media_split, quantizer_config, rank_summary, tar_input, train_vq
@@ -73,11 +80,13 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
                  tok.bits_per_second)
         data = AudioCrops(train_waves, crop)
         counts = {"train_files": len(train_files), "val_files": len(val_files)}
+        groups = collections_of(val_files, folder)  # validation also reports each collection's means
     else:  # held-out clips shorter than one token are skipped with a warning
         val_waves = tars.held_out(_HeldOutWave(tcfg.audio, n, val_len))
         data = tars.stream(AudioCrop(tcfg.audio, crop))
         counts = tars.counts() | {"val_items": len(val_waves)}
-    trainer = SpectrogramTrainer(tok.model, OmegaConf.to_object(cfg.trainer), out_dir, tok.frontend)
+        groups = None
+    trainer = SpectrogramTrainer(tok.model, OmegaConf.to_object(cfg.trainer), out_dir, tok.frontend, groups)
     trainer, result = train_vq(cfg, out_dir, tok.model, data, val_waves, trainer=trainer)
     if not distributed.is_main():
         return rank_summary("audio_spectrogram", trainer, result)
@@ -93,8 +102,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     for i, w in enumerate(val_waves):  # the true mel through Griffin-Lim: the best any mel tokenizer can score
         mel = frontend(w)
         ceiling.append(spectrogram_metrics(frontend, w, mel, seed=i, mel=mel)[0])
-    for key in ("si_sdr", "resynth_mel_l1_db"):
-        metrics[f"griffin_lim_ceiling_{key}"] = sum(r[key] for r in ceiling) / len(ceiling)
+    metrics |= collection_means([{k: r[k] for k in ("si_sdr", "resynth_mel_l1_db")} for r in ceiling], groups,
+                                "griffin_lim_ceiling_")  # over all clips, and per collection beside val_<collection>_*
     if cfg.task.baseline:
         metrics |= kmeans_mel_baseline(frontend, train_waves, val_waves, tok.downsample, q.codebook_size,
                                        q.num_codebooks, seed=cfg.seed)

@@ -8,13 +8,15 @@ standalone ``<run>/vocoder`` folder (:func:`modalities.audio.load_vocoder`).
 
 Held-out speech shares no source with training: :func:`modalities.tasks.vq.media_split` holds out whole
 sources named by the folder's metadata (for the samples, ``transcripts.jsonl`` gives each clip its
-sentence, so both voices of a held-out sentence are held out), or whole files in a folder without any.
+sentence, so both voices of a held-out sentence are held out, and the recorded speech's metadata gives each clip its
+speaker, so a held-out voice is never heard in training), or whole files in a folder without any.
 
 Reported on the held-out clips, each method against the original waveform: PESQ (wide band), STOI, SI-SDR and
 the log-mel L1 distance in dB, for the vocoder and Griffin-Lim (the tokenizer's iteration count) from the true
 mel, and with ``task.tokenizer`` the same from the tokenizer's decoded mel — over all held-out clips and, when the
 folder's metadata files split them into collections, per collection (``heldout_<collection>_...``: for the samples
-``transcripts``, the synthesised speech, and ``recordings``, the recorded human speech); plus the vocoder's real-time factor
+``transcripts``, the synthesised speech, and ``recordings``, ``klettres`` and ``ktuberling``, recorded human speech
+of three recording chains; :mod:`modalities.eval.collection_scores`); plus the vocoder's real-time factor
 on the CPU (seconds of audio per second of compute, 10 s of held-out mel in one call) with one thread and with all
 of them, and the load average when it was measured: on a machine busy with other work, the all-threads figure
 waits for busy cores and can fall below the one-thread one.
@@ -38,8 +40,9 @@ from ..audio import SpectrogramTokenizer, save_vocoder
 from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
 from ..data.runlog import MetricsLog
-from ..data.sources import read_collections
+from ..data.sources import collections_of
 from ..eval.audio_eval import save_wav
+from ..eval.collection_scores import collection_means
 from ..training.vocoder_trainer import VocoderTrainer
 from .audio_spectrogram import load_waves, whole_tokens
 from .vq import media_split, train_vq
@@ -114,16 +117,7 @@ def heldout_scores(vocoder: MelVocoder, frontend: LogMel, waves: list[torch.Tens
             save_wav(out / f"{i:02d}_original.wav", ref, sr)
         rows.append(scores)
 
-    def means(prefix: str, part: list[dict[str, float]]) -> dict[str, float]:
-        return {f"{prefix}{k}": round(sum(r[k] for r in part) / len(part), 4) for k in part[0]}
-
-    result = means("heldout_", rows)
-    names = sorted(set(groups or []))
-    for group in names if len(names) > 1 else []:  # e.g. the samples' synthesised and recorded speech apart
-        part = [r for r, g in zip(rows, groups, strict=True) if g == group]
-        result[f"heldout_{group}_clips"] = len(part)
-        result |= means(f"heldout_{group}_", part)
-    return result
+    return collection_means(rows, groups, "heldout_", ndigits=4)  # e.g. synthesised and recorded speech apart
 
 
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -165,9 +159,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     metrics = {"task": "vocoder", "parameters": sum(p.numel() for p in vocoder.parameters()),
                "train_files": len(train_files), "val_files": len(val_files), "mel_hop": hop, "n_fft": vocoder.n_fft,
                "griffin_lim_iters": mel_cfg.griffin_lim_iters, **result}
-    collections = read_collections(folder)
-    group_of = [collections.get(f.relative_to(folder).as_posix(), "other") for f in val_files]
-    metrics |= heldout_scores(vocoder, frontend, val_waves, tok, out_dir / "heldout", t.examples, group_of)
+    metrics |= heldout_scores(vocoder, frontend, val_waves, tok, out_dir / "heldout", t.examples,
+                              collections_of(val_files, folder))
     bench = frontend(torch.cat([w[0] for w in val_waves])[None][..., : 10 * sr // hop * hop])
     threads = torch.get_num_threads()
     metrics["vocoder_rtf_1_thread"] = round(realtime_factor(vocoder, bench, 1), 1)
