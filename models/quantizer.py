@@ -9,6 +9,7 @@ accepts, and returns a :class:`QuantizerOutput` with one code tensor layout:
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from torch import nn
 from .nearest import centre_means, nearest
 
 __all__ = ["QUANTIZER_KINDS", "Quantizer", "QuantizerConfig", "QuantizerOutput", "check_range", "code_histogram", "fsq_entropy_loss", "usage_and_perplexity"]
+
+log = logging.getLogger(__name__)
 
 QUANTIZER_KINDS = ("vq", "fsq", "lfq", "rvq")
 FSQ_MAX_CODES = 1 << 20
@@ -37,7 +40,14 @@ class QuantizerConfig:
         decay: EMA decay of vq/rvq codebooks.
         use_cosine_sim: l2-normalised codes and inputs (vq/rvq).
         kmeans_init: initialise vq/rvq codebooks with k-means on the first batch.
-        threshold_ema_dead_code: re-seed codes whose EMA usage falls below this (0 = off).
+        threshold_ema_dead_code: re-seed codes whose EMA usage (vectors per batch, decayed) falls below this
+            (0 = off). An absolute count: with fewer vectors per batch than ``codebook_size * threshold`` the
+            average code sits below it and codes are re-seeded every step (a warning says so); use
+            ``dead_code_share`` for a threshold that follows the batch.
+        dead_code_share: when > 0 (vq/rvq), a code is re-seeded when its EMA usage falls below this share of the
+            uniform usage, ``vectors per batch / codebook_size`` (all ranks together when codebooks are synced),
+            and a re-seeded code starts at the uniform usage; replaces ``threshold_ema_dead_code``. Large
+            codebooks on small batches (f16 with 4096 codes sees 256 vectors a batch) need it.
         commitment_weight: weight of the commitment loss (vq/rvq; lfq's commitment too).
         entropy_loss_weight: weight of LFQ's entropy loss.
         fsq_noise_dropout: FSQ only: share of latents left unquantised (with uniform noise) during
@@ -59,6 +69,7 @@ class QuantizerConfig:
     use_cosine_sim: bool = False
     kmeans_init: bool = True
     threshold_ema_dead_code: float = 2.0
+    dead_code_share: float = 0.0
     commitment_weight: float = 0.25
     entropy_loss_weight: float = 0.1
     fsq_noise_dropout: float = 0.0
@@ -91,14 +102,22 @@ class Quantizer(nn.Module):
 
         if not 1 <= dim <= MAX_DIM:
             raise ValueError(f"quantizer input dim must be in [1, {MAX_DIM}], got {dim}")
+        if cfg.dead_code_share < 0 or cfg.threshold_ema_dead_code < 0:
+            raise ValueError(f"dead_code_share and threshold_ema_dead_code must be >= 0, got "
+                             f"{cfg.dead_code_share} and {cfg.threshold_ema_dead_code}")
         self.cfg = cfg
         self.dim = dim
+        self._warned_threshold = False
         # whether EMA codebook updates and k-means init are all-reduced across ranks, decided here and not by the
         # library's cached check, which goes stale when a quantiser is built before the process group exists
         sync = torch.distributed.is_available() and torch.distributed.is_initialized() and \
             torch.distributed.get_world_size() > 1
+        self._sync = sync
+        # with a share, the library's threshold is set before each training step (_set_dead_code_threshold); any
+        # positive value here switches its dead-code replacement on
+        threshold = cfg.dead_code_share if cfg.dead_code_share > 0 else cfg.threshold_ema_dead_code
         vq_kwargs = dict(decay=cfg.decay, use_cosine_sim=cfg.use_cosine_sim, kmeans_init=cfg.kmeans_init,
-                         threshold_ema_dead_code=cfg.threshold_ema_dead_code, commitment_weight=cfg.commitment_weight,
+                         threshold_ema_dead_code=threshold, commitment_weight=cfg.commitment_weight,
                          sync_codebook=sync)
         if cfg.kind == "vq":
             self.q = VectorQuantize(dim=dim, codebook_size=cfg.codebook_size, **vq_kwargs)
@@ -157,6 +176,8 @@ class Quantizer(nn.Module):
             raise ValueError(f"quantizer expects [B, {self.dim}, *spatial], got {tuple(z.shape)}")
         b, d, *spatial = z.shape
         seq = z.flatten(2).transpose(1, 2)  # [B, N, D]
+        if self.training and self.cfg.kind in ("vq", "rvq"):
+            self._set_dead_code_threshold(seq.shape[0] * seq.shape[1])
         out = self.q(seq)
         quantized, codes = out[0], out[1]
         loss = out[2].sum() if len(out) > 2 and torch.is_tensor(out[2]) else z.new_zeros(())
@@ -165,6 +186,28 @@ class Quantizer(nn.Module):
         quantized = quantized.transpose(1, 2).reshape(b, d, *spatial)
         codes = codes.reshape(b, *spatial, *([self.num_codebooks] if self.cfg.kind == "rvq" else []))
         return QuantizerOutput(quantized, codes.long(), loss)
+
+    def _codebooks(self) -> list[nn.Module]:
+        """The library's codebook modules (one for vq, one per level for rvq)."""
+        return [layer._codebook for layer in self.q.layers] if self.cfg.kind == "rvq" else [self.q._codebook]
+
+    def _set_dead_code_threshold(self, vectors: int) -> None:
+        """Sets the dead-code threshold from ``dead_code_share`` for a batch of ``vectors`` latents, or warns once
+        when an absolute ``threshold_ema_dead_code`` lies at or above the uniform usage (codes re-seeded every step)."""
+        if self._sync:
+            vectors *= torch.distributed.get_world_size()
+        uniform = vectors / self.cfg.codebook_size
+        if self.cfg.dead_code_share > 0:
+            for book in self._codebooks():
+                book.threshold_ema_dead_code = self.cfg.dead_code_share * uniform
+                book.reset_cluster_size = uniform
+        elif 0 < self.cfg.threshold_ema_dead_code and uniform <= self.cfg.threshold_ema_dead_code \
+                and not self._warned_threshold:
+            self._warned_threshold = True
+            log.warning("quantizer.threshold_ema_dead_code=%g is at or above the average usage of a code "
+                        "(%d vectors a batch / %d codes = %.3g): most codes are re-seeded from the batch at every "
+                        "step; set quantizer.dead_code_share (e.g. 0.1) or a lower threshold",
+                        self.cfg.threshold_ema_dead_code, vectors, self.cfg.codebook_size, uniform)
 
     @torch.no_grad()
     def refit(self, z: torch.Tensor, iters: int = 10) -> dict[str, float]:

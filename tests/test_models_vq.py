@@ -118,3 +118,43 @@ def test_tiny_autoencoder_learns(samples):
         opt.step()
         first = first if first is not None else out.losses["recon"].item()
     assert out.losses["recon"].item() < 0.5 * first, (first, out.losses["recon"].item())
+
+
+def _reseeded_per_step(cfg: QuantizerConfig, steps: int = 5) -> list[int]:
+    """Codes whose vector changed at each training step of a vq quantiser fed fixed clustered data."""
+    torch.manual_seed(0)
+    q = Quantizer(4, cfg).train()
+    centres = torch.randn(cfg.codebook_size, 4)
+    changed = []
+    for step in range(steps + 1):
+        z = centres[torch.randint(0, len(centres), (256,))] + 0.01 * torch.randn(256, 4)
+        before = q.q._codebook.embed[0].clone()
+        q(z.T.reshape(1, 4, 16, 16))
+        if step:  # step 0 is the k-means init
+            changed.append(int(((q.q._codebook.embed[0] - before).abs().amax(1) > 0.05).sum()))
+    return changed
+
+
+def test_dead_code_share_follows_the_batch(caplog):
+    """4096 codes on 256 vectors a batch (f16): the absolute default threshold (2.0) lies far above the uniform
+    usage (0.0625), so most codes are re-seeded at every step and a warning says so; with dead_code_share the
+    threshold is share x 256/4096 and, once k-means has set the codebook, no code is re-seeded."""
+    with caplog.at_level("WARNING", logger="models.quantizer"):
+        absolute = _reseeded_per_step(QuantizerConfig(kind="vq", codebook_size=4096, threshold_ema_dead_code=2.0))
+    assert min(absolute) >= 200, absolute  # up to 256 (one per batch vector) every step
+    assert any("re-seeded from the batch at every step" in r.message for r in caplog.records)
+    caplog.clear()
+    cfg = QuantizerConfig(kind="vq", codebook_size=256, dead_code_share=0.1)
+    with caplog.at_level("WARNING", logger="models.quantizer"):
+        shared = _reseeded_per_step(cfg)
+    assert max(shared) <= 2, shared
+    assert not caplog.records
+    q = Quantizer(4, cfg).train()
+    q(torch.randn(2, 4, 8, 8))
+    assert q.q._codebook.threshold_ema_dead_code == pytest.approx(0.1 * 128 / 256)
+    assert q.q._codebook.reset_cluster_size == pytest.approx(128 / 256)
+    rvq = Quantizer(4, QuantizerConfig(kind="rvq", codebook_size=64, num_quantizers=2, dead_code_share=0.5)).train()
+    rvq(torch.randn(2, 4, 8, 8))
+    assert [b.threshold_ema_dead_code for b in rvq._codebooks()] == [pytest.approx(0.5 * 128 / 64)] * 2
+    with pytest.raises(ValueError, match="dead_code_share"):
+        Quantizer(4, QuantizerConfig(dead_code_share=-1))
