@@ -77,6 +77,16 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, kind: str = "
     raise ValueError(f"unknown reconstruction loss {kind!r}; expected 'l1' or 'l2'")
 
 
+def patch_mean_loss(recon: torch.Tensor, target: torch.Tensor, patch: int) -> torch.Tensor:
+    """Mean squared error between the mean colours of each ``patch x patch`` tile of ``recon`` and ``target``
+    (``[B, C, H, W]``, sides multiples of ``patch``): a token's share of the image's low frequencies, which a
+    plain pixel loss weighs no more than any other detail."""
+    if recon.ndim != 4 or recon.shape != target.shape:
+        raise ValueError(f"patch_mean_loss needs two [B, C, H, W] images of one shape, got {tuple(recon.shape)} and "
+                         f"{tuple(target.shape)}")
+    return F.mse_loss(F.avg_pool2d(recon, patch), F.avg_pool2d(target, patch))
+
+
 class PixelNorm(nn.Module):
     """Layer norm over the channels of each position of ``[B, C, *spatial]`` (no statistics across positions),
     with a per-channel scale and shift: the ``pixel`` norm of :class:`VQAEConfig`. Takes ``(groups, c)`` like

@@ -34,7 +34,7 @@ from hydra.utils import instantiate
 from tqdm.auto import tqdm
 
 from models.discriminator import DiscriminatorConfig, PatchDiscriminator, hinge_d_loss, hinge_g_loss
-from models.vqae import VQModel
+from models.vqae import VQAutoencoder, VQModel, patch_mean_loss
 
 from ..data.fileio import atomic_open
 from ..data.runlog import MetricsLog
@@ -60,6 +60,8 @@ class TrainerConfig:
         ema_decay: decay of an exponential moving average of the weights used for
             validation and export (0 = off).
         recon_loss: ``l1`` or ``l2``.
+        colour_weight: weight of :func:`models.vqae.patch_mean_loss` at the model's downsample (each token's mean
+            colour against the original's; images only; 0 = off).
         disc_start: step at which the PatchGAN hinge loss starts (negative = never).
         disc_weight: weight of the generator's adversarial loss.
         discriminator: PatchGAN shape.
@@ -89,6 +91,7 @@ class TrainerConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.0
     recon_loss: str = "l1"
+    colour_weight: float = 0.0
     disc_start: int = -1
     disc_weight: float = 0.1
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
@@ -201,6 +204,10 @@ class VQTrainer:
         if cfg.disc_start >= 0:
             self.disc = PatchDiscriminator(model.cfg.in_channels, cfg.discriminator).to(self.device)
             self.disc_opt = instantiate(cfg.optimizer)(self.disc.parameters())
+        if cfg.colour_weight < 0 or (cfg.colour_weight and not (isinstance(model, VQAutoencoder)
+                                                                 and model.cfg.in_channels == 3)):
+            raise ValueError(f"trainer.colour_weight={cfg.colour_weight} must be >= 0, and > 0 only for an RGB "
+                             f"image autoencoder; got a {type(model).__name__}")
         self.perceptual = None
         if cfg.perceptual_weights:
             from models.perceptual import PerceptualLoss
@@ -291,6 +298,8 @@ class VQTrainer:
         with self._ctx():
             out = self.forward(x, recon_loss=self.cfg.recon_loss)
             losses = dict(out.losses)
+            if self.cfg.colour_weight:
+                losses["colour"] = self.cfg.colour_weight * patch_mean_loss(out.recon, x, self.model.downsample)
             if self.perceptual is not None:
                 losses["perceptual"] = self.cfg.perceptual_weight * self.perceptual(out.recon, x)
             if use_disc:

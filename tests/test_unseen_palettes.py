@@ -1,0 +1,54 @@
+"""``benchmarks/unseen_palettes.py``: tokenizers and pixel k-means on hue-turned and saturated validation photos."""
+
+from __future__ import annotations
+
+import sys
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from .conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import unseen_palettes  # noqa: E402
+
+sys.path.pop(0)
+
+
+class Rounding:
+    """A stand-in tokenizer that keeps every colour: pixels rounded to eighths (f8, 4 'codes' for the baseline)."""
+
+    model = SimpleNamespace(downsample=8, quantizer=SimpleNamespace(codebook_size=4))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * 8).round()
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return codes / 8
+
+
+def reds(n: int, seed: int) -> list[torch.Tensor]:
+    """``n`` 32x32 textures in reds only: float[3, 32, 32]."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        r = 0.6 + 0.3 * torch.rand(1, 32, 32, generator=g)
+        gb = 0.1 + 0.1 * torch.rand(2, 32, 32, generator=g)
+        out.append(torch.cat([r, gb]))
+    return out
+
+
+def test_kmeans_fitted_on_reds_loses_a_turned_palette_that_a_colour_keeping_tokenizer_keeps():
+    train, val = reds(6, 0), reds(3, 1)
+    rows = unseen_palettes.palettes({"round": Rounding()}, train, val, hues=[0.0, 1 / 3], saturations=[1.0, 2.0])
+    assert [(r["hue"], r["saturation"]) for r in rows] == [(0.0, 1.0), (1 / 3, 1.0), (0.0, 2.0), (1 / 3, 2.0)]
+    plain, green = rows[0], rows[1]
+    # the stand-in's error does not depend on the hue; k-means, fitted on reds, returns reds for greens
+    assert green["psnr"] == pytest.approx(plain["psnr"], abs=1.0)
+    assert green["kmeans_ciede2000"] > plain["kmeans_ciede2000"] + 10 and green["margin_db"] > plain["margin_db"] + 5
+    assert all(r["margin_db"] == pytest.approx(r["psnr"] - r["kmeans_psnr"]) for r in rows)
+    (summary,) = unseen_palettes.summarise(rows)  # the mean over the three turned palettes
+    assert summary["margin_db"] == pytest.approx(sum(r["margin_db"] for r in rows[1:]) / 3)
+    md = unseen_palettes.markdown(rows, [summary], "image_f16", len(val))
+    assert md.count("| round |") == 5 and "| round | +0.333 | x2 |" in md
