@@ -119,3 +119,27 @@ def test_image_task_on_cuda_bf16(compose, tmp_path, compile_):
     rows = [r for r in _rows(tmp_path) if "loss" in r]
     assert len(rows) == 4 and all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
     assert 5 < m["val_psnr"] < 60 and ImageTokenizer.from_pretrained(tmp_path / "tokenizer/image").codebook_size == 256
+
+
+def test_patch_mean_loss_weighs_each_tiles_mean_colour_only():
+    from models.vqae import patch_mean_loss
+
+    target = torch.zeros(1, 3, 4, 4)
+    recon = target.clone()
+    recon[0, 0, :2, :2] = 1.0  # one 2x2 tile of one channel moved by 1: one of 12 tile means off by 1
+    assert float(patch_mean_loss(recon, target, 2)) == pytest.approx(1 / 12)
+    texture = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(2, 2).expand(1, 3, 4, 4)  # zero mean in every tile
+    assert float(patch_mean_loss(target + texture, target, 2)) == 0.0
+    with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
+        patch_mean_loss(torch.zeros(1, 3, 2, 4, 4), torch.zeros(1, 3, 2, 4, 4), 2)
+
+
+def test_colour_weight_trains_the_patch_mean_loss_and_refuses_audio(compose, tmp_path):
+    cfg = compose([*FAST, "trainer.max_steps=2", "trainer.val_every=2", "trainer.log_every=1",
+                   "trainer.colour_weight=2.0"])
+    run_task(cfg, tmp_path)
+    rows = [r for r in _rows(tmp_path) if "loss_colour" in r]
+    assert len(rows) == 2 and all(r["loss_colour"] > 0 for r in rows), _rows(tmp_path)[:3]
+    with pytest.raises(ValueError, match="colour_weight=1.0 must be >= 0, and > 0 only for an RGB image"):
+        run_task(compose(["experiment=audio_debug", "trainer.colour_weight=1.0", "trainer.max_steps=1"]),
+                 tmp_path / "audio")
