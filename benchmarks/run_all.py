@@ -33,6 +33,9 @@ SCRIPTS: dict[str, tuple[str, bool | str]] = {
     # only; `python benchmarks/gpu_suite.py --smoke` runs it at toy sizes on the CPU)
 }
 
+# scripts that score tokenizers a user names (they need --tokenizers), so run_all cannot run them on its own
+TOOLS = ("unseen_palettes.py",)
+
 
 def commands(names: list[str], device: str) -> list[list[str]]:
     """The command line of each named benchmark, ``--device`` passed to those that take it."""
