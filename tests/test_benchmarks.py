@@ -178,9 +178,11 @@ def test_rate_distortion_plot_points_join_tokenizers_and_trim_codecs():
 @pytest.mark.slow
 def test_rate_distortion_script(tmp_path):
     """Four tokenizers (f8 and f16, 16 and 32 codes) of 3 steps, scored with k-means, JPEG and WebP in one
-    evaluation; a second call finds its tokenizer saved and only evaluates (minutes, most of it process start-up)."""
+    evaluation; a second call finds its tokenizer saved and only evaluates (minutes, most of it process start-up).
+    The trailing override reaches every training run: without the codebook refit on 4096 crops (about 30 s a
+    tokenizer on 2 cores; the refit has its own tests) the script takes about 2 minutes instead of 4."""
     cmd = [sys.executable, "benchmarks/rate_distortion.py", "--steps", "3", "--sizes", "16", "32", "--max-items", "3",
-           "--out", str(tmp_path / "rd")]
+           "--out", str(tmp_path / "rd"), "task.refit_crops=0"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "rd/rate_distortion.json").read_text())["rows"]
