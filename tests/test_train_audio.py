@@ -39,6 +39,14 @@ def test_spectrogram_task_writes_metrics_wavs_and_tokenizer(compose, tmp_path):
     assert tok.num_codebooks == 2 and tok.encode(torch.zeros(1, 1, 1280), sample_rate=16000).shape == (1, 2, 2)
 
 
+def test_audio_debug_dead_code_threshold_follows_the_batch(compose):
+    """8 clips of 1.28 s at 25 tokens/s are 256 vectors a batch for 256 codes: an average usage of 1, below the
+    library's absolute threshold of 2, so the recipe sets the threshold to a tenth of the average instead."""
+    cfg = compose(["experiment=audio_debug"])
+    assert cfg.task.batch_size * round(cfg.task.crop_seconds * 25) == cfg.quantizer.codebook_size == 256
+    assert cfg.quantizer.kind == "rvq" and cfg.quantizer.dead_code_share == 0.1
+
+
 @pytest.mark.slow
 def test_audio_debug_beats_kmeans_on_mel_frames(compose, tmp_path):
     """``experiment=audio_debug`` (about 5 minutes on 2 cores) must beat residual k-means on raw mel
