@@ -50,10 +50,12 @@ def test_audio_debug_dead_code_threshold_follows_the_batch(compose):
 @pytest.mark.slow
 def test_audio_debug_beats_kmeans_on_mel_frames(compose, tmp_path):
     """``experiment=audio_debug`` (about 5 minutes on 2 cores) must beat residual k-means on raw mel
-    frames at the same 400 bits/s in log-mel distance on held-out speech, with most codes in use."""
+    frames at the same 400 bits/s in log-mel distance on held-out speech (44 clips), with most codes in use.
+    Measured with ``dead_code_share: 0.1``: 4.81 and 4.87 dB against 5.22 and 5.23 (seeds 0 and 1, margins 0.42
+    and 0.37 dB), 99.6% of the codes in use; the bound keeps a margin outside that spread."""
     m = run_task(compose(["experiment=audio_debug", "trainer.tensorboard=false"]), tmp_path)
     assert m["bits_per_second"] == m["baseline_bits_per_second"] == 400
-    assert m["val_mel_l1_db"] < m["baseline_mel_l1_db"], m
+    assert m["val_mel_l1_db"] < m["baseline_mel_l1_db"] - AUDIO_MARGIN_DB, m
     assert m["val_usage"] >= 0.5, m
 
 
@@ -78,3 +80,6 @@ def test_bad_audio_config(compose, tmp_path):
         run_task(compose([*FAST, f"data.audio={tmp_path}/empty"]), tmp_path / "out")
     with pytest.raises(ValueError, match="n_mels=62 must be divisible"):
         run_task(compose([*FAST, "tokenizer.audio.mel.n_mels=62"]), tmp_path / "out2")
+
+
+AUDIO_MARGIN_DB = 0.15  # measured 0.42 / 0.37 dB (seeds 0 / 1) on the held-out clips
