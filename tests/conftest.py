@@ -3,7 +3,10 @@ run that the slow tests share (trained once per session instead of once per test
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -12,6 +15,16 @@ from modalities import TextTokenizer, VocabRegistry
 from modalities.data.samples import samples_root
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def benchmark(name: str) -> ModuleType:
+    """Imports ``benchmarks/<name>.py`` (or a module of a package there, ``"gpu_parts.report"``): the scripts are
+    not a package, so ``benchmarks/`` joins ``sys.path`` for the import only."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
 
 
 def pytest_collection_modifyitems(config, items):

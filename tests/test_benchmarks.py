@@ -11,15 +11,12 @@ import time
 import pytest
 import torch
 
-from .conftest import REPO
+from .conftest import REPO, benchmark
 
 
 def test_peak_resident_sees_a_large_allocation():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from timing import PeakResident, resident_bytes
-    finally:
-        sys.path.pop(0)
+    timing = benchmark("timing")
+    PeakResident, resident_bytes = timing.PeakResident, timing.resident_bytes
     if resident_bytes() is None:
         pytest.skip("no /proc/self/statm on this system")
     with PeakResident() as mem:
@@ -140,12 +137,7 @@ def test_run_all_lists_every_script_and_forwards_the_device():
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     cmds = [line.split()[1:] for line in proc.stdout.splitlines() if line.startswith("$ ")]
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from run_all import TOOLS
-    finally:
-        sys.path.pop(0)
-    skip = ("run_all.py", "timing.py", "llm_common.py", *TOOLS)
+    skip = ("run_all.py", "timing.py", "llm_common.py", *benchmark("run_all").TOOLS)
     scripts = sorted(p.name for p in (REPO / "benchmarks").glob("*.py") if p.name not in skip)
     assert sorted(c[1].rsplit("/", 1)[-1] for c in cmds) == scripts  # no script is left out
     device = {c[1].rsplit("/", 1)[-1]: c[2:] == ["--device", "cuda"] for c in cmds}
@@ -156,11 +148,7 @@ def test_run_all_lists_every_script_and_forwards_the_device():
 
 
 def test_rate_distortion_plot_points_join_tokenizers_and_trim_codecs():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from rate_distortion import plot_points
-    finally:
-        sys.path.pop(0)
+    plot_points = benchmark("rate_distortion").plot_points
     rows = [{"name": "f8_k256/tokenizer/image", "kind": "tokenizer", "bits_per_pixel": 0.125, "psnr": 21.0},
             {"name": "f8_k1024/tokenizer/image", "kind": "tokenizer", "bits_per_pixel": 0.15625, "psnr": 21.5},
             {"name": "f16_k256/tokenizer/image", "kind": "tokenizer", "bits_per_pixel": 0.03125, "psnr": 17.0},

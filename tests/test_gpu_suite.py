@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from .conftest import REPO
+from .conftest import REPO, benchmark
 
 SCRIPT = REPO / "benchmarks/gpu_suite.py"
 PARTS = ["vq_train", "pretok", "lm", "codecs", "text", "llm_generate_100m", "llm_generate_tiny", "stream_cuda",
@@ -76,12 +76,8 @@ def test_without_cuda_the_full_run_says_so(tmp_path):
 
 
 def test_report_marks_failures_and_goals_not_in_force():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        from gpu_parts.common import check, row
-        from gpu_parts.report import markdown
-    finally:
-        sys.path.pop(0)
+    common, markdown = benchmark("gpu_parts.common"), benchmark("gpu_parts.report").markdown
+    check, row = common.check, common.row
     res = {"device": "cpu", "smoke": True, "torch": "x", "transformers": "y", "started": "now", "seconds": 1.0,
            "parts": {"a": {"ok": True, "seconds": 0.5, "result": {
                "rows": [row("m", "fast", 2000.0, "docs/s", "slow", 12.5, peak_mib=3, mfu=0.41)],

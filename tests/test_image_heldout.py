@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 
-from .conftest import REPO
+from .conftest import benchmark
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import image_heldout  # noqa: E402
-
-sys.path.pop(0)
+image_heldout = benchmark("image_heldout")
 
 
 def test_short_names_and_the_markdown_table():

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from .conftest import REPO
+from .conftest import benchmark
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import unseen_palettes  # noqa: E402
-
-sys.path.pop(0)
+unseen_palettes = benchmark("unseen_palettes")
 
 
 class Rounding:
