@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from modalities.data.io import AUDIO_SUFFIXES, IMAGE_SUFFIXES, VIDEO_SUFFIXES, list_media
-from modalities.data.sources import read_held_out, read_sources, source_of, split_by_source, split_folder
+from modalities.data.sources import read_held_out, read_sources, read_trained, source_of, split_by_source, split_folder
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 FOLDERS = {"images": IMAGE_SUFFIXES, "audio": AUDIO_SUFFIXES, "video": VIDEO_SUFFIXES}
@@ -92,12 +92,52 @@ def test_pinned_sources_are_held_out_and_leave_the_rest_alone(tmp_path_factory, 
         assert [f for f in val if f.name not in pinned] == split_by_source(rest, val_fraction, root)[1]
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 30), kept=st.sets(st.integers(0, 40), max_size=6), pins=st.sets(st.integers(0, 29), max_size=3),
+       val_fraction=st.floats(0.05, 0.95))
+def test_train_pins_are_trained_on_and_move_no_other_source(tmp_path_factory, n, kept, pins, val_fraction):
+    """Sources pinned to training (``"split": "train"``) land on the training side, and every other source splits
+    exactly as it would without them: adding training-only material changes neither the held-out nor the
+    validation split."""
+    root = tmp_path_factory.mktemp("train_pins")
+    files = [root / f"img{i}.png" for i in range(n)]
+    extra = [root / f"extra{i}.png" for i in sorted(kept)]
+    pinned = {f"img{i}.png" for i in pins if i < n} if len(pins) < n else set()
+    try:
+        expected = split_by_source(files, val_fraction, root, None, pinned)
+    except ValueError:
+        return
+    everything = files + extra
+    train, val = split_by_source(everything, val_fraction, root, None, pinned, {f.name for f in extra})
+    assert val == expected[1]
+    assert train == [f for f in everything if f not in set(expected[1])]
+    # and again on the training side, as task.split=validation does
+    if len(expected[0]) >= 2:
+        inner = split_by_source(train, val_fraction, root, None, pinned, {f.name for f in extra})
+        assert inner[1] == split_by_source(expected[0], val_fraction, root, None, pinned)[1]
+
+
+def test_train_pins_are_read_from_metadata_and_checked(tmp_path):
+    rows = [{"file": "a.png", "source": "a", "split": "train"}, {"file": "a_crop.png", "source": "a"},
+            {"file": "b.png", "source": "b"}, {"file": "c.png", "source": "c"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = [tmp_path / r["file"] for r in rows]
+    assert read_trained(tmp_path) == {"a"} and read_held_out(tmp_path) == set()
+    train, val = split_folder(files, 0.5, tmp_path)
+    assert {f.name for f in train} >= {"a.png", "a_crop.png"} and len(val) == 1
+    with pytest.raises(ValueError, match="nothing is left to hold out"):
+        split_by_source(files[:2], 0.5, tmp_path, read_sources(tmp_path), (), {"a"})
+    (tmp_path / "n.jsonl").write_text(json.dumps({"file": "b.png", "source": "a", "split": "held_out"}) + "\n")
+    with pytest.raises(ValueError, match=r"n\.jsonl:1: source 'a' is pinned to 'held_out' here and to 'train'"):
+        read_trained(tmp_path)
+
+
 def test_read_held_out_refuses_other_split_values(tmp_path):
     (tmp_path / "m.jsonl").write_text(json.dumps({"file": "a.png", "source": "a", "split": "held_out"}) + "\n"
                                       + json.dumps({"file": "b.png", "source": "b"}) + "\n")
     assert read_held_out(tmp_path) == {"a"}
-    (tmp_path / "n.jsonl").write_text(json.dumps({"file": "c.png", "source": "c", "split": "train"}) + "\n")
-    with pytest.raises(ValueError, match=r"n\.jsonl:1: split must be \"held_out\""):
+    (tmp_path / "n.jsonl").write_text(json.dumps({"file": "c.png", "source": "c", "split": "test"}) + "\n")
+    with pytest.raises(ValueError, match=r"n\.jsonl:1: split must be \"held_out\" or \"train\""):
         read_held_out(tmp_path)
 
 

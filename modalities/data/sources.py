@@ -14,8 +14,13 @@ A row may also pin its source to the held-out side with ``"split": "held_out"``:
 test (a palette the training photographs lack), not by the hash. Pinned sources are held out on top of the
 hashed share of the others, and the others split exactly as they would with the pinned ones removed. Adding
 pins to a folder can therefore move other sources across (the hashed share is counted without them): compare
-tokenizers only on a split they were all trained with. Tar-shard input (``data.images`` a tar spec) holds out
-whole shards and does not read pins.
+tokenizers only on a split they were all trained with.
+
+A row may instead pin its source to the training side with ``"split": "train"``: material that widens what the
+tokenizer sees (saturated renders and illustrations, not photographs) but that should never score it. Train pins
+are left out of the hash altogether, so adding them moves no other source across, in the held-out split or in the
+validation split of the training side. Tar-shard input (``data.images`` a tar spec) holds out whole shards and
+does not read pins.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ import zlib
 from collections.abc import Collection, Mapping
 from pathlib import Path
 
-__all__ = ["collections_of", "read_collections", "read_held_out", "read_sources", "source_of", "split_by_source", "split_folder"]
+__all__ = ["collections_of", "read_collections", "read_held_out", "read_sources", "read_trained", "source_of",
+           "split_by_source", "split_folder"]
 
 log = logging.getLogger("mmtok")
 
@@ -79,20 +85,35 @@ def collections_of(files: list[Path], folder: str | Path) -> list[str]:
     return [collections.get(Path(f).relative_to(folder).as_posix(), "other") for f in files]
 
 
-def read_held_out(folder: str | Path) -> set[str]:
-    """The sources that the folder's metadata pins to the held-out side (rows with ``"split": "held_out"``).
-
-    Any other ``split`` value is an error naming the metadata file and line; a source pinned by one row holds
-    all its files out, whatever its other rows say."""
-    pinned: set[str] = set()
-    for meta, n, row in _metadata_rows(Path(folder)):
+def _read_pins(folder: Path) -> dict[str, str]:
+    """``{source: "held_out" | "train"}`` from the rows of the folder's metadata that carry ``split``. Any other
+    value, or a source pinned to both sides, is an error naming the metadata file and line."""
+    pins: dict[str, str] = {}
+    for meta, n, row in _metadata_rows(folder):
         split = row.get("split")
         if split is None:
             continue
-        if split != "held_out":
-            raise ValueError(f"{meta}:{n}: split must be \"held_out\" (or absent), got {split!r}")
-        pinned.add(str(row["source"]))
-    return pinned
+        if split not in ("held_out", "train"):
+            raise ValueError(f"{meta}:{n}: split must be \"held_out\" or \"train\" (or absent), got {split!r}")
+        source = str(row["source"])
+        if pins.setdefault(source, split) != split:
+            raise ValueError(f"{meta}:{n}: source {source!r} is pinned to {split!r} here and to {pins[source]!r} "
+                             "by another row")
+    return pins
+
+
+def read_held_out(folder: str | Path) -> set[str]:
+    """The sources that the folder's metadata pins to the held-out side (rows with ``"split": "held_out"``).
+
+    A ``split`` other than ``held_out`` or ``train`` is an error naming the metadata file and line; a source pinned
+    by one row holds all its files out, whatever its other rows say."""
+    return {s for s, split in _read_pins(Path(folder)).items() if split == "held_out"}
+
+
+def read_trained(folder: str | Path) -> set[str]:
+    """The sources that the folder's metadata pins to the training side (rows with ``"split": "train"``): never
+    held out, never validated on, and left out of the hash that splits the others."""
+    return {s for s, split in _read_pins(Path(folder)).items() if split == "train"}
 
 
 def source_of(file: Path, root: Path | None, sources: Mapping[str, str]) -> str:
@@ -103,19 +124,32 @@ def source_of(file: Path, root: Path | None, sources: Mapping[str, str]) -> str:
 
 def split_by_source(files: list[Path], val_fraction: float, root: Path | None = None,
                     sources: Mapping[str, str] | None = None,
-                    held_out: Collection[str] = ()) -> tuple[list[Path], list[Path]]:
+                    held_out: Collection[str] = (), trained: Collection[str] = ()) -> tuple[list[Path], list[Path]]:
     """Deterministic train/held-out split of ``files`` by source; returns ``(train_files, held_out_files)`` in the
     order of ``files``.
 
-    The sources named in ``held_out`` (see :func:`read_held_out`) are held out; of the others,
+    The sources named in ``held_out`` (see :func:`read_held_out`) are held out, those named in ``trained`` (see
+    :func:`read_trained`) are trained on; of the others,
     ``round(n * val_fraction)`` (at least one, at most all but one) are held out too, chosen by a hash of the
-    source name. ``sources`` maps file names (relative to ``root``, or bare names) to sources (see
-    :func:`read_sources`); ``None`` makes every file its own source. Raises with fewer than two sources, or
-    when the pins leave no source to train on.
+    source name, counted without the ``trained`` sources, which therefore move no other source across.
+    ``sources`` maps file names (relative to ``root``, or bare names) to sources (see :func:`read_sources`);
+    ``None`` makes every file its own source. Raises with fewer than two unpinned-to-training sources, or when the
+    pins leave no source to train on or none to hold out.
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
     of = {f: source_of(f, root, sources or {}) for f in files}
+    kept = set(of.values()) & set(trained)
+    if kept:  # the others split exactly as they would without the train pins
+        if kept & set(held_out):
+            raise ValueError(f"sources pinned both held out and trained on: {sorted(kept & set(held_out))}")
+        rest = [f for f in files if of[f] not in kept]
+        if not rest:
+            raise ValueError(f"every source of the {len(files)} file(s) is pinned to training ({sorted(kept)}): "
+                             "nothing is left to hold out")
+        held_files = split_by_source(rest, val_fraction, root, sources, held_out)[1]
+        held_set = set(held_files)
+        return [f for f in files if f not in held_set], held_files
     pinned = set(of.values()) & set(held_out)
     names = sorted(set(of.values()) - pinned, key=lambda s: (zlib.crc32(s.encode()), s))
     if len(names) + len(pinned) < 2:
@@ -131,7 +165,8 @@ def split_by_source(files: list[Path], val_fraction: float, root: Path | None = 
 
 
 def split_folder(files: list[Path], val_fraction: float, folder: str | Path) -> tuple[list[Path], list[Path]]:
-    """:func:`split_by_source` of ``files`` (under ``folder``) with the sources and held-out pins of the folder's
-    own metadata: ``(train_files, held_out_files)``."""
+    """:func:`split_by_source` of ``files`` (under ``folder``) with the sources and the held-out and training pins
+    of the folder's own metadata: ``(train_files, held_out_files)``."""
     folder = Path(folder)
-    return split_by_source(files, val_fraction, folder, read_sources(folder), read_held_out(folder))
+    return split_by_source(files, val_fraction, folder, read_sources(folder), read_held_out(folder),
+                           read_trained(folder))
