@@ -30,7 +30,7 @@ import zlib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from modalities.config import register_configs
 from modalities.tasks.demo import run_stage
@@ -61,13 +61,20 @@ def _name(colour: list[float] | None) -> str:
     return "none" if colour is None else "-".join(f"{c:g}" for c in colour)
 
 
+def base_config(experiment: str, extra: list[str] = ()) -> DictConfig:
+    """The composed ``experiment`` with the ``data.*`` ones of ``extra``: each stage takes its data settings from
+    this config (:func:`~modalities.tasks.demo.compose_stage`), so a ``--set data.images=DIR`` must land here."""
+    register_configs()
+    data = [x for x in extra if x.lstrip("+").startswith("data.")]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false", *data])
+
+
 def run(split: str, colours: list[list[float] | None | str], seeds: list[int], steps: int | None,
         runs: Path, extra: list[str] = (), experiment: str = "image_small") -> dict:
     """Trains (or reuses) one run per colour setting and seed of ``experiment``; returns the rows and per-source
     tables."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        base = compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false"])
+    base = base_config(experiment, extra)
     rows, sources = [], {}
     for colour in colours:
         for seed in seeds:

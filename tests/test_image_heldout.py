@@ -43,3 +43,11 @@ def test_image_small_beats_kmeans_on_held_out_sources(tmp_path):
 
 
 MARGIN_DB, WORST_DB, CIEDE_SLACK, PALETTE_DB = 0.5, -2.0, 0.0, 0.0
+
+
+def test_data_overrides_reach_every_stage(tmp_path):
+    """``--set data.images=DIR`` lands in the config each stage takes its data from (compose_stage copies the
+    base config's ``data``): without it the runs would silently train on the bundled samples."""
+    base = image_heldout.base_config("image_small", [f"data.images={tmp_path}", "tokenizer.image.norm=pixel"])
+    assert base.data.images == str(tmp_path)
+    assert image_heldout.base_config("image_small").data.images is None
