@@ -4,7 +4,8 @@ The validation sources share the training photographs' palette, so a recipe that
 still score well on them (issue 25: the f16 recipe beat k-means on validation and lost 1.8 dB on held-out
 sources, where it turned an orange bowl green). This turns every validation crop's hue by a few angles
 (``torchvision``'s ``adjust_hue``: a fraction of a full turn) and raises its saturation by a few factors
-(``adjust_saturation``), and scores each tokenizer and pixel k-means
+(``adjust_saturation``), optionally darkens it by a few factors (``adjust_brightness``: dark, low-contrast
+photographs, such as the held-out DarkestHour, where k-means scores high), and scores each tokenizer and pixel k-means
 (same patch and codes, fitted on the *unturned* training photographs, as a user would fit it) on them: the
 palettes no training photograph has, made from training-side sources only, so recipes can be chosen on it
 without looking at the held-out set.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
-from torchvision.transforms.v2.functional import adjust_hue, adjust_saturation
+from torchvision.transforms.v2.functional import adjust_brightness, adjust_hue, adjust_saturation
 
 from modalities.config import register_configs
 from modalities.data.datasets import center_crop_multiple
@@ -56,30 +57,35 @@ def score(code, images: list[torch.Tensor]) -> dict[str, float]:
 
 
 def palettes(toks: dict[str, ImageTokenizer], train: list[torch.Tensor], val: list[torch.Tensor],
-             hues: list[float], saturations: list[float], seed: int = 0) -> list[dict]:
-    """One row per tokenizer and palette (hue turn, saturation factor): its mean scores on ``val`` so turned, and
-    those of pixel k-means (same patch and codes) fitted once on the unturned ``train`` photographs."""
+             hues: list[float], saturations: list[float], seed: int = 0,
+             brightness: list[float] = (1.0,)) -> list[dict]:
+    """One row per tokenizer and palette (hue turn, saturation factor, brightness factor): its mean scores on
+    ``val`` so turned, and those of pixel k-means (same patch and codes) fitted once on the unturned ``train``
+    photographs."""
     kmeans = {(f, k): fit_patch_kmeans(train, f, k, seed=seed)
               for f, k in sorted({(t.model.downsample, t.model.quantizer.codebook_size) for t in toks.values()})}
     rows = []
-    for hue, sat in [(h, s) for s in saturations for h in hues]:
-        turned = [adjust_saturation(adjust_hue(x, hue) if hue else x, sat).clamp(0, 1) for x in val]
+    for hue, sat, light in [(h, s, b) for b in brightness for s in saturations for h in hues]:
+        turned = [adjust_brightness(adjust_saturation(adjust_hue(x, hue) if hue else x, sat).clamp(0, 1), light)
+                  for x in val]
         base = {fk: score(lambda x, q=q: q(x[0])[None], turned) for fk, q in kmeans.items()}
         for name, tok in toks.items():
             b = base[tok.model.downsample, tok.model.quantizer.codebook_size]
             ours = score(lambda x, t=tok: t.decode(t.encode(x)), turned)
-            rows.append({"tokenizer": name, "hue": hue, "saturation": sat, **ours,
+            rows.append({"tokenizer": name, "hue": hue, "saturation": sat, "brightness": light, **ours,
                          **{f"kmeans_{k}": v for k, v in b.items()}, "margin_db": ours["psnr"] - b["psnr"]})
-            print(f"hue {hue:+.3f} saturation x{sat:g} {name}: {ours['psnr']:.2f} dB (k-means {b['psnr']:.2f}), "
+            print(f"hue {hue:+.3f} saturation x{sat:g} brightness x{light:g} {name}: {ours['psnr']:.2f} dB "
+                  f"(k-means {b['psnr']:.2f}), "
                   f"CIEDE2000 {ours['ciede2000']:.2f} ({b['ciede2000']:.2f})", flush=True)
     return rows
 
 
 def summarise(rows: list[dict]) -> list[dict]:
-    """Per tokenizer, the means over the turned palettes (every row but hue 0 at saturation x1)."""
+    """Per tokenizer, the means over the turned palettes (every row but hue 0 at saturation and brightness x1)."""
     out = []
     for name in dict.fromkeys(r["tokenizer"] for r in rows):
-        mine = [r for r in rows if r["tokenizer"] == name and (r["hue"], r["saturation"]) != (0.0, 1.0)]
+        mine = [r for r in rows if r["tokenizer"] == name
+                and (r["hue"], r["saturation"], r.get("brightness", 1.0)) != (0.0, 1.0, 1.0)]
         out.append({"tokenizer": name, **{k: sum(r[k] for r in mine) / len(mine) for k in
                                           ("psnr", "kmeans_psnr", "margin_db", "ciede2000", "kmeans_ciede2000")}})
     return out
@@ -89,14 +95,16 @@ def markdown(rows: list[dict], summary: list[dict], experiment: str, files: int)
     def short(name: str) -> str:  # <run>/tokenizer/image -> <run>
         return Path(name).parts[-3] if len(Path(name).parts) > 2 else name
 
-    lines = [f"# Unseen palettes: {files} validation photographs (`{experiment}` validation split), hue-turned "
-             "and saturated", "", "Mean over the turned palettes (all but hue 0 at saturation x1):", "",
+    lines = [f"# Unseen palettes: {files} validation photographs (`{experiment}` validation split), hue-turned, "
+             "saturated or darkened", "",
+             "Mean over the turned palettes (all but hue 0 at saturation and brightness x1):", "",
              "| tokenizer | PSNR (k-means) | margin | CIEDE2000 (k-means) |", "|---|---|---|---|"]
     lines += [f"| {short(m['tokenizer'])} | {m['psnr']:.2f} ({m['kmeans_psnr']:.2f}) | {m['margin_db']:+.2f} | "
               f"{m['ciede2000']:.2f} ({m['kmeans_ciede2000']:.2f}) |" for m in summary]
-    lines += ["", "| tokenizer | hue turn | saturation | PSNR (k-means) | margin | CIEDE2000 (k-means) | "
-              "colour shift (k-means) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {short(r['tokenizer'])} | {r['hue']:+.3f} | x{r['saturation']:g} | {r['psnr']:.2f} "
+    lines += ["", "| tokenizer | hue turn | saturation | brightness | PSNR (k-means) | margin | CIEDE2000 (k-means) "
+              "| colour shift (k-means) |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {short(r['tokenizer'])} | {r['hue']:+.3f} | x{r['saturation']:g} | x{r.get('brightness', 1.0):g} "
+              f"| {r['psnr']:.2f} "
               f"({r['kmeans_psnr']:.2f}) | {r['margin_db']:+.2f} | {r['ciede2000']:.2f} ({r['kmeans_ciede2000']:.2f}) "
               f"| {r['colour_shift']:.3f} ({r['kmeans_colour_shift']:.3f}) |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -110,6 +118,9 @@ def main() -> None:
                     help="hue turns, fractions of a full turn in [-0.5, 0.5]")
     ap.add_argument("--saturations", nargs="+", type=float, default=[1.0, 2.0],
                     help="saturation factors (adjust_saturation, 1 = unchanged), each combined with every hue")
+    ap.add_argument("--brightness", nargs="+", type=float, default=[1.0],
+                    help="brightness factors (adjust_brightness, 1 = unchanged, 0.3 = dark), each combined with "
+                         "every hue and saturation")
     ap.add_argument("--seed", type=int, default=0, help="seed of the k-means fit")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/unseen_palettes.json")
     args = ap.parse_args()
@@ -117,9 +128,11 @@ def main() -> None:
         ap.error(f"--hues must lie in [-0.5, 0.5], got {args.hues}")
     if any(v < 0 for v in args.saturations):
         ap.error(f"--saturations must be >= 0, got {args.saturations}")
+    if any(v <= 0 or v > 1 for v in args.brightness):
+        ap.error(f"--brightness must lie in (0, 1] (darker photographs), got {args.brightness}")
     train, val = validation_images(args.experiment)
     toks = {str(p): ImageTokenizer.from_pretrained(p) for p in args.tokenizers}
-    rows = palettes(toks, train, val, args.hues, args.saturations, args.seed)
+    rows = palettes(toks, train, val, args.hues, args.saturations, args.seed, args.brightness)
     summary = summarise(rows)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "unseen_palettes", "experiment": args.experiment,

@@ -47,4 +47,20 @@ def test_kmeans_fitted_on_reds_loses_a_turned_palette_that_a_colour_keeping_toke
     (summary,) = unseen_palettes.summarise(rows)  # the mean over the three turned palettes
     assert summary["margin_db"] == pytest.approx(sum(r["margin_db"] for r in rows[1:]) / 3)
     md = unseen_palettes.markdown(rows, [summary], "image_f16", len(val))
-    assert md.count("| round |") == 5 and "| round | +0.333 | x2 |" in md
+    assert md.count("| round |") == 5 and "| round | +0.333 | x2 | x1 |" in md
+
+
+def test_darkened_palettes_are_scaled_copies_and_count_as_turned():
+    """``brightness``: each validation crop scaled by the factor (0.5 halves every pixel); those rows join the
+    summary's mean, and the stand-in keeps dark colours as well as bright ones (within its rounding)."""
+    train, val = reds(6, 0), reds(3, 1)
+    rows = unseen_palettes.palettes({"round": Rounding()}, train, val, hues=[0.0], saturations=[1.0],
+                                    brightness=[1.0, 0.5])
+    assert [r["brightness"] for r in rows] == [1.0, 0.5]
+    plain, dark = rows
+    # rounding to eighths: error bounded by 1/16 either way; halving the image leaves it in the same range
+    assert dark["psnr"] > 20 and plain["psnr"] > 20
+    # k-means fitted on the bright reds returns reds for the darkened crops: a large colour error
+    assert dark["kmeans_ciede2000"] > plain["kmeans_ciede2000"] + 5
+    (summary,) = unseen_palettes.summarise(rows)
+    assert summary["margin_db"] == pytest.approx(dark["margin_db"])
