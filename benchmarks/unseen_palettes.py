@@ -5,8 +5,8 @@ still score well on them (issue 25: the f16 recipe beat k-means on validation an
 sources, where it turned an orange bowl green). This turns every validation crop's hue by a few angles
 (``torchvision``'s ``adjust_hue``: a fraction of a full turn) and raises its saturation by a few factors
 (``adjust_saturation``), optionally darkens it by a few factors (``adjust_brightness``: dark, low-contrast
-photographs, such as the held-out DarkestHour, where k-means scores high), and scores each tokenizer and pixel k-means
-(same patch and codes, fitted on the *unturned* training photographs, as a user would fit it) on them: the
+photographs, such as the held-out DarkestHour, where k-means scores high), and scores each tokenizer and pixel
+k-means (same patch and codes, fitted on the *unturned* training photographs, as a user would fit it) on them: the
 palettes no training photograph has, made from training-side sources only, so recipes can be chosen on it
 without looking at the held-out set.
 

@@ -1,5 +1,6 @@
 """The ``image_small`` headline (``benchmarks/image_heldout.py``): the table it writes, and, with
-``MMTOK_LONG_TESTS=1``, the two full-length seeds against pixel k-means on the held-out sources (what held on both: colour)."""
+``MMTOK_LONG_TESTS=1``, the two full-length seeds against pixel k-means on the held-out sources (what held on
+both: colour)."""
 
 from __future__ import annotations
 

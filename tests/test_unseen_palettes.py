@@ -50,9 +50,9 @@ def test_kmeans_fitted_on_reds_loses_a_turned_palette_that_a_colour_keeping_toke
     assert md.count("| round |") == 5 and "| round | +0.333 | x2 | x1 |" in md
 
 
-def test_darkened_palettes_are_scaled_copies_and_count_as_turned():
-    """``brightness``: each validation crop scaled by the factor (0.5 halves every pixel); those rows join the
-    summary's mean, and the stand-in keeps dark colours as well as bright ones (within its rounding)."""
+def test_darkened_palettes_are_scored_and_count_as_turned():
+    """``brightness``: a row per factor; the darkened rows join the summary's mean, the stand-in keeps dark
+    colours as well as bright ones (within its rounding), and k-means fitted on bright reds does not."""
     train, val = reds(6, 0), reds(3, 1)
     rows = unseen_palettes.palettes({"round": Rounding()}, train, val, hues=[0.0], saturations=[1.0],
                                     brightness=[1.0, 0.5])

@@ -91,12 +91,13 @@ def _plasma_photo(name: str) -> tuple[Path, str, dict]:
     return path, source, {"author": meta["Authors"][0]["Name"], "licence": meta["License"]}
 
 
-def _photo_rows(out: Path, img: Image.Image, stem: str, caption: str, meta: dict) -> list[dict]:
-    """Writes the whole-frame 256x256 image and the :data:`MORE_CROPS` detail crops of one photograph; returns
-    their caption rows, each with ``meta`` (source, author, licence...)."""
+def _photo_rows(out: Path, img: Image.Image, stem: str, caption: str, meta: dict,
+                crops: bool = True) -> list[dict]:
+    """Writes the whole-frame 256x256 image and (unless ``crops=False``) the :data:`MORE_CROPS` detail crops of one
+    photograph; returns their caption rows, each with ``meta`` (source, author, licence...)."""
     _square(img, 256).save(out / f"{stem}.png", optimize=True)
     rows = [{"file": f"{stem}.png", "caption": caption} | meta]
-    for i, (side, (fx, fy)) in enumerate(MORE_CROPS):
+    for i, (side, (fx, fy)) in enumerate(MORE_CROPS if crops else []):
         big = _square(img, min(side, min(img.size)))
         s = big.size[0]
         x, y = int(fx * (s - 256)), int(fy * (s - 256))

@@ -14,10 +14,10 @@ from .photos import _photo_rows
 # tokenizers turn saturated yellows pink and oranges yellow-green. These twelve wallpapers are renders and
 # illustrations made of flat and graded saturated colour (pink, orange, yellow, violet, cyan, green), not
 # photographs: they were meant to widen the colours the tokenizer learns from (tried, not adopted: docs/images.md,
-# "Saturated renders"). Not bundled; pinned to the training side
-# (``"split": "train"``), so they never score a tokenizer and move no photograph across a split. The package's
-# copyright file (/usr/share/doc/ukui-wallpapers/copyright) states CC BY-SA 3.0 for all files, copyright
-# "Ubuntu Kylin community contributors"; our resized copies are CC BY-SA 3.0 too.
+# "Saturated renders"). Not bundled; pinned to the training side (``"split": "train"``), so they never score a
+# tokenizer and move no photograph across a split. The package's copyright file
+# (/usr/share/doc/ukui-wallpapers/copyright) states CC BY-SA 3.0 for all files, copyright "Ubuntu Kylin community
+# contributors"; our resized copies are CC BY-SA 3.0 too.
 UKUI = "usr/share/backgrounds"  # under --prefix
 UKUI_AUTHOR, UKUI_LICENCE = "Ubuntu Kylin community contributors", "CC-BY-SA-3.0"
 # file in UKUI -> caption written for it
@@ -51,12 +51,7 @@ def build_renders(out: Path, prefix: Path = Path("/"), crops: bool = True) -> li
         img = Image.open(path).convert("RGB")
         meta = {"source": f"debian/ukui-wallpapers/{UKUI}/{name}", "author": UKUI_AUTHOR, "licence": UKUI_LICENCE,
                 "kind": "render", "split": "train"}
-        rows += _photo_rows(out, img, f"ukui_{Path(name).stem.replace('-', '_')}", caption, meta)
-    if not crops:
-        for r in rows[:]:
-            if "region" in r:
-                (out / r["file"]).unlink()
-                rows.remove(r)
+        rows += _photo_rows(out, img, f"ukui_{Path(name).stem.replace('-', '_')}", caption, meta, crops)
     return [r | {"caption": r["caption"].replace("this photograph", "this render")} for r in rows]
 
 
