@@ -1,0 +1,67 @@
+"""``experiment=audio_small`` (issue 25, item 3): 2 kbit/s spectrogram tokens. Its rate and shapes, a short
+training run, the table ``benchmarks/audio_small.py`` writes, and, with ``MMTOK_LONG_TESTS=1``, the headline on
+held-out speakers through the learned vocoder."""
+
+from __future__ import annotations
+
+import torch
+
+from modalities.audio import SpectrogramTokenizer
+from modalities.tasks import run_task
+from modalities.tasks.vq import quantizer_config
+
+from .conftest import benchmark
+
+audio_small = benchmark("audio_small")
+
+
+def test_audio_small_codes_50_steps_a_second_of_4_codes_from_1024(compose):
+    """f2 over the 100 Hz log-mel: 50 tokens/s x 4 residual codebooks x 10 bits = 2000 bits/s, and a round trip
+    keeps the clip's length."""
+    from omegaconf import OmegaConf
+
+    cfg = compose(["experiment=audio_small"])
+    tcfg = OmegaConf.to_object(cfg.tokenizer.audio)
+    tok = SpectrogramTokenizer.from_configs(tcfg.autoencoder, quantizer_config(cfg), tcfg.mel, tcfg.audio)
+    assert tok.frame_rate == 50 and tok.num_codebooks == 4 and tok.codebook_size == 1024
+    assert tok.bits_per_second == 2000 and tok.samples_per_token == 320
+    wave = torch.randn(1, 16000) * 0.1
+    codes = tok.encode(wave, sample_rate=16000)
+    assert codes.shape == (1, 4, 50) and codes.dtype == torch.long and int(codes.max()) < 1024
+    assert tok.decode(codes, vocoder="griffin_lim").shape == (1, 16000)
+    # 8 clips of 1.28 s give 512 vectors a batch for 1024 codes: the threshold must follow the batch
+    assert cfg.quantizer.dead_code_share > 0
+
+
+def test_audio_small_trains_and_reports_its_rate(compose, tmp_path):
+    cfg = compose(["experiment=audio_small", "trainer.max_steps=3", "trainer.val_every=3", "trainer.tensorboard=false",
+                   "task.val_seconds=1.28", "task.baseline=false", "tokenizer.audio.mel.griffin_lim_iters=4"])
+    m = run_task(cfg, tmp_path)
+    assert m["tokens_per_second"] == 50 and m["bits_per_second"] == 2000 and m["num_codebooks"] == 4
+    assert 0 < m["val_usage"] <= 1 and m["val_mel_l1_db"] > 0
+    tok = SpectrogramTokenizer.from_pretrained(tmp_path / "tokenizer/audio")
+    assert tok.encode(torch.zeros(1, 1, 3200), sample_rate=16000).shape == (1, 4, 10)
+
+
+def _scores(pesq: float, stoi: float) -> dict:
+    return {"all": {"pesq": pesq, "stoi": stoi}, "ktuberling": {"pesq": pesq - 0.1, "stoi": stoi - 0.01}}
+
+
+def test_scores_and_markdown_table():
+    metrics = {"heldout_ktuberling_clips": 12, "heldout_tokens_vocoder_pesq": 1.6, "heldout_tokens_vocoder_stoi": 0.82,
+               "heldout_ktuberling_tokens_vocoder_pesq": 1.5, "heldout_ktuberling_tokens_vocoder_stoi": 0.81}
+    assert audio_small._collections(metrics) == ["ktuberling"]
+    assert audio_small._scores(metrics, "tokens_vocoder", ["ktuberling"]) == {
+        "all": {"pesq": 1.6, "stoi": 0.82}, "ktuberling": {"pesq": 1.5, "stoi": 0.81}}
+    row = {"seed": 0, "split": "heldout", "run": "audio_small_heldout_s0_full", "bits_per_second": 2000,
+           "debug_bits_per_second": 400, "train_seconds": 800.0, "validation": {"val_mel_l1_db": 3.0},
+           "debug_validation": {}, "collections": {"ktuberling": 12},
+           "small": {d: _scores(1.6, 0.82) for d in audio_small.DECODINGS},
+           "debug": {d: _scores(1.2, 0.75) for d in ("tokens_vocoder", "tokens_griffin_lim")},
+           "evaluate": [{"name": "Opus", "bits_per_second": 5928.0, "pesq": 2.07, "stoi": 0.903, "si_sdr": 4.19,
+                         "mel_distance": 11.7}]}
+    md = audio_small.markdown([row])
+    assert "| audio_small (2000 b/s): vocoder, from tokens | 1.60 / 0.820 | 1.50 / 0.810 |" in md
+    assert "| audio_debug (400 b/s): Griffin-Lim, from tokens | 1.20 / 0.750 | 1.10 / 0.740 |" in md
+    assert "| Opus | 5928 | 2.07 | 0.903 | 4.2 | 11.70 |" in md
+    assert audio_small._label("quantizer.codebook_size=256") == "codebook_size=256"
