@@ -20,6 +20,7 @@ from models.vocoder import VocoderConfig
 from models.vqae import VQAEConfig
 from models.vqae3d import VQAE3DConfig
 
+from .data.speech_augment import AugmentConfig
 from .data.waveform import AudioInputConfig
 from .text import TextTokenizerConfig
 from .training.trainer import TrainerConfig
@@ -191,6 +192,8 @@ class VocoderTaskConfig(TaskConfig):
         examples: held-out clips written as WAV (original, vocoder, Griffin-Lim) into ``<run>/heldout``.
         model: the vocoder's shape.
         loss: the training losses.
+        augment: per-crop augmentation of the training speech (speed, level, telephone band, noise, reverb;
+            :class:`~modalities.data.speech_augment.AugmentConfig`; all off by default).
     """
 
     tokenizer: Optional[str] = None  # noqa: UP045
@@ -204,6 +207,7 @@ class VocoderTaskConfig(TaskConfig):
     examples: int = 4
     model: VocoderConfig = field(default_factory=VocoderConfig)
     loss: VocoderLossConfig = field(default_factory=VocoderLossConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass

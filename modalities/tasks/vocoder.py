@@ -41,6 +41,7 @@ from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
 from ..data.runlog import MetricsLog
 from ..data.sources import collections_of
+from ..data.speech_augment import AugmentedCrops
 from ..eval.audio_eval import save_wav
 from ..eval.collection_scores import collection_means
 from ..training.vocoder_trainer import VocoderTrainer
@@ -152,7 +153,9 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
              len(train_files), len(val_files), f"{sum(p.numel() for p in model.parameters()):,}", hop, model.n_fft,
              tr.max_steps)
     trainer = VocoderTrainer(model, tr, out_dir, frontend, OmegaConf.to_object(t.loss))
-    trainer, result = train_vq(cfg, out_dir, model, AudioCrops(train_waves, crop), val_waves, trainer=trainer)
+    augment = OmegaConf.to_object(t.augment)  # AugmentConfig: its checks ran
+    data = AugmentedCrops(train_waves, crop, augment, sr) if augment.active else AudioCrops(train_waves, crop)
+    trainer, result = train_vq(cfg, out_dir, model, data, val_waves, trainer=trainer)
 
     vocoder = trainer.export_model.cpu().eval()
     frontend = frontend.cpu()
