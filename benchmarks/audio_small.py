@@ -25,21 +25,14 @@ import argparse
 import json
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
+from image_heldout import _label, base_config
 from omegaconf import open_dict
 
-from modalities.config import register_configs
 from modalities.tasks.demo import run_stage
 
-REPO = Path(__file__).resolve().parents[1]
 METRICS = ("pesq", "stoi")
 DECODINGS = {"vocoder": "vocoder, true mel", "griffin_lim": "Griffin-Lim, true mel",
              "tokens_vocoder": "vocoder, from tokens", "tokens_griffin_lim": "Griffin-Lim, from tokens"}
-
-
-def _label(override: str) -> str:
-    key, _, value = override.partition("=")
-    return f"{key.rsplit('.', 1)[-1]}={value}".replace("/", "-").replace(",", "-")
 
 
 def _collections(metrics: dict) -> list[str]:
@@ -58,9 +51,7 @@ def _scores(metrics: dict, decoding: str, collections: list[str]) -> dict:
 def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None, opus: float, runs: Path,
              extra: list[str]) -> dict:
     """Every stage of one seed; returns its row (bits/s, scores per decoding and collection, Opus)."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        base = compose(config_name="config", overrides=["show_progress=false"])
+    base = base_config("audio_small", extra)  # every stage takes its data.* from here (a --set data.audio=DIR too)
     with open_dict(base):
         base.seed = seed
     common = [f"seed={seed}", f"+task.split={split}"]

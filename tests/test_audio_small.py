@@ -96,3 +96,19 @@ def test_audio_small_through_the_vocoder_on_held_out_speakers(tmp_path):
 # measured (seeds 0 / 1): STOI 0.850 / 0.858, PESQ 1.51 / 1.53, worst collection STOI 0.800 / 0.804 (ktuberling),
 # audio_debug through the same vocoder 0.743 / 0.754
 STOI, PESQ, WORST_STOI, DEBUG_STOI_MARGIN = 0.80, 1.4, 0.77, 0.05
+
+
+def test_data_overrides_reach_every_stage(tmp_path, monkeypatch):
+    """``--set data.audio=DIR`` lands in the config every stage takes its data from (``compose_stage`` copies the
+    base config's ``data``): without it the runs would silently train on the bundled samples."""
+    seen = []
+
+    def fake_stage(cfg, runs, name, overrides):
+        seen.append((name, cfg.data.audio, cfg.seed))
+        return {"bits_per_second": 2000.0, "train_seconds": 1.0}
+
+    monkeypatch.setattr(audio_small, "run_stage", fake_stage)
+    row = audio_small.run_seed(3, "validation", 10, None, 6000.0, tmp_path, [f"data.audio={tmp_path}"])
+    label = audio_small._label(f"data.audio={tmp_path}")
+    assert [s[0] for s in seen] == [f"audio_small_validation_{label}_s3_10", "audio_debug_validation_s3"]
+    assert all(s[1:] == (str(tmp_path), 3) for s in seen) and row["bits_per_second"] == 2000.0

@@ -25,9 +25,10 @@ class AugmentConfig:
     """Per-crop augmentation of the vocoder's training speech; every field at 0 turns its step off.
 
     Attributes:
-        speed: speed and pitch factor drawn from ``1 ± speed`` (resampling; 0.1: about ±1.7 semitones).
+        speed: speed and pitch factor drawn from ``1 ± speed`` (resampling by 50 -> ``round(50 / factor)``, so in
+            steps of about 2%; 0.1: about ±1.7 semitones).
         gain_db: level change drawn from ``± gain_db`` dB (clamped to [-1, 1] after).
-        narrowband: probability of a telephone band: resampled to 8 kHz and back.
+        narrowband: probability of a telephone band: resampled to 8 kHz and back (only above 8 kHz).
         noise: probability of white noise at an SNR drawn from 20-40 dB.
         reverb: probability of reverberation: a synthetic room impulse response (exponentially decaying noise,
             RT60 drawn from 0.1-0.5 s) after the direct path.
@@ -74,7 +75,7 @@ class SpeechAugment:
             ir[0] = 1.0  # the direct path
             wet = AF.fftconvolve(w, ir)[: len(w)]
             w = wet * (_rms(w) / _rms(wet))  # the same loudness as before
-        if u[3] < c.narrowband:
+        if u[3] < c.narrowband and self.sr > 8000:
             w = AF.resample(AF.resample(w, self.sr, 8000), 8000, self.sr)[: len(w)]
         if u[4] < c.noise:
             snr_db = 20 + 20 * u[5]
