@@ -48,6 +48,11 @@ def _scores(metrics: dict, decoding: str, collections: list[str]) -> dict:
     return out
 
 
+def _tokenizer(runs: Path, stage: str) -> Path:
+    """The audio tokenizer a stage saved."""
+    return runs / stage / "tokenizer" / "audio"
+
+
 def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None, opus: float, runs: Path,
              extra: list[str]) -> dict:
     """Every stage of one seed; returns its row (bits/s, scores per decoding and collection, Opus)."""
@@ -58,8 +63,8 @@ def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None
     small_name = "_".join(["audio_small", split, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
     small = run_stage(base, runs, small_name, ["experiment=audio_small", *common,
                                                 *([f"trainer.max_steps={steps}"] if steps else []), *extra])
-    debug = run_stage(base, runs, f"audio_debug_{split}_s{seed}", ["experiment=audio_debug", "task.baseline=false",
-                                                                  *common])
+    debug_name = f"audio_debug_{split}_s{seed}"
+    debug = run_stage(base, runs, debug_name, ["experiment=audio_debug", "task.baseline=false", *common])
     row = {"seed": seed, "split": split, "run": small_name, "bits_per_second": small["bits_per_second"],
            "debug_bits_per_second": debug["bits_per_second"], "train_seconds": small["train_seconds"],
            "validation": {k: small[k] for k in ("val_mel_l1_db", "val_pesq", "val_stoi", "val_usage") if k in small},
@@ -67,20 +72,19 @@ def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None
     if split == "validation":
         return row
     voc_over = ["task=vocoder", f"seed={seed}", *([f"task.max_steps={vocoder_steps}"] if vocoder_steps else [])]
-    voc_name = f"vocoder_s{seed}_{vocoder_steps or 'full'}"
-    voc = run_stage(base, runs, voc_name, [*voc_over, f"task.tokenizer={runs / small_name / 'tokenizer' / 'audio'}"])
+    voc_name, ev_name = f"vocoder_s{seed}_{vocoder_steps or 'full'}", f"evaluate_s{seed}_{vocoder_steps or 'full'}"
+    voc = run_stage(base, runs, voc_name, [*voc_over, f"task.tokenizer={_tokenizer(runs, small_name)}"])
     voc_debug = run_stage(base, runs, f"{voc_name}_debug", [
-        *voc_over, f"task.tokenizer={runs / f'audio_debug_{split}_s{seed}' / 'tokenizer' / 'audio'}",
+        *voc_over, f"task.tokenizer={_tokenizer(runs, debug_name)}",
         f"trainer.resume_from={runs / voc_name / 'checkpoints' / 'last.pt'}"])
     cols = _collections(voc)
     row["collections"] = {c: voc[f"heldout_{c}_clips"] for c in cols}
     row["small"] = {d: _scores(voc, d, cols) for d in DECODINGS}
     row["debug"] = {d: _scores(voc_debug, d, cols) for d in ("tokens_vocoder", "tokens_griffin_lim")}
-    folders = [runs / voc_name / "tokenizer" / "audio", runs / f"{voc_name}_debug" / "tokenizer" / "audio"]
-    run_stage(base, runs, f"evaluate_s{seed}_{vocoder_steps or 'full'}", [
-        "task=evaluate", f"seed={seed}", f"task.tokenizers=[{','.join(map(str, folders))}]",
-        f"task.rates.audio=[{opus}]"])
-    ev = json.loads((runs / f"evaluate_s{seed}_{vocoder_steps or 'full'}" / "evaluation.json").read_text())["audio"]
+    folders = [_tokenizer(runs, voc_name), _tokenizer(runs, f"{voc_name}_debug")]  # each with the vocoder inside
+    run_stage(base, runs, ev_name, ["task=evaluate", f"seed={seed}", f"task.tokenizers=[{','.join(map(str, folders))}]",
+                                    f"task.rates.audio=[{opus}]"])
+    ev = json.loads((runs / ev_name / "evaluation.json").read_text())["audio"]
     row["evaluate"] = [{k: r.get(k) for k in ("name", "kind", "bits_per_second", "pesq", "stoi", "si_sdr",
                                               "mel_distance")} for r in ev]
     return row
