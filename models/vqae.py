@@ -34,7 +34,9 @@ class VQAEConfig:
             (as VQGAN); ``pixel``: :class:`PixelNorm`, statistics over the channels of each position alone, so
             a patch decodes to the same colours whatever the rest of the image holds. With ``group`` a
             tokenizer's colours are relative to the image's own statistics: a flat green square inside a brown
-            photograph can come back brown.
+            photograph can come back brown. ``none``: :class:`ChannelAffine`, no statistics at all (a per-channel
+            scale and shift), so each position's magnitude, its brightness, reaches every layer; ``pixel``
+            normalises it away at each position.
     """
 
     in_channels: int = 3
@@ -100,7 +102,21 @@ class PixelNorm(nn.Module):
         return F.layer_norm(x.movedim(1, -1), (x.shape[1],), self.weight, self.bias, self.eps).movedim(-1, 1)
 
 
-NORMS = {"group": nn.GroupNorm, "pixel": PixelNorm}
+class ChannelAffine(nn.Module):
+    """No normalisation: a per-channel scale and shift of ``[B, C, *spatial]``, the ``none`` norm of
+    :class:`VQAEConfig`. Takes ``(groups, c)`` and has the ``weight`` and ``bias`` of the other norms, so
+    every norm choice builds the same parameters."""
+
+    def __init__(self, groups: int, c: int) -> None:
+        super().__init__()
+        self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * self.weight.view(shape) + self.bias.view(shape)
+
+
+NORMS = {"group": nn.GroupNorm, "pixel": PixelNorm, "none": ChannelAffine}
 
 
 def norm_layer(cfg: VQAEConfig):

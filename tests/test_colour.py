@@ -124,12 +124,12 @@ def test_image_task_reports_held_out_sources_and_colour(compose, tmp_path, sampl
     assert m["palette_files"] == sum(per[s]["files"] for s in pinned) == 9
 
 
-@pytest.mark.parametrize("norm", ["group", "pixel"])
+@pytest.mark.parametrize("norm", ["group", "pixel", "none"])
 def test_pixel_norm_decodes_a_region_whatever_the_rest_of_the_image_holds(norm):
-    """With ``norm=pixel`` a latent region decodes to the same pixels when a far part of the image changes; with
+    """With ``norm=pixel`` (or ``none``) a latent region decodes to the same pixels when a far part of the image changes; with
     GroupNorm (statistics over the whole image) it does not: a colour comes back relative to its surroundings."""
     from models.quantizer import QuantizerConfig
-    from models.vqae import PixelNorm, VQAEConfig, VQAutoencoder
+    from models.vqae import ChannelAffine, PixelNorm, VQAEConfig, VQAutoencoder
 
     torch.manual_seed(0)
     model = VQAutoencoder(VQAEConfig(channels=[8, 8, 16, 16], z_dim=8, groups=4, norm=norm),
@@ -139,11 +139,16 @@ def test_pixel_norm_decodes_a_region_whatever_the_rest_of_the_image_holds(norm):
     other[..., 24:] = torch.randn(1, 8, 8, 16) * 3  # the right part of the latent changes
     with torch.no_grad():  # latent columns 0-3, 20 columns from the change: beyond the decoder's receptive field
         a, b = model.decoder(z)[..., :32], model.decoder(other)[..., :32]
-    assert torch.allclose(a, b, atol=1e-5) == (norm == "pixel")
+    assert torch.allclose(a, b, atol=1e-5) == (norm != "group")
     x = torch.randn(2, 6, 5, 5)
     n = PixelNorm(1, 6)
     assert torch.allclose(n(x).mean(1), torch.zeros(2, 5, 5), atol=1e-5)
     assert torch.allclose(n(x).var(1, unbiased=False), torch.ones(2, 5, 5), atol=1e-3)
     assert set(dict(n.named_parameters())) == set(dict(torch.nn.GroupNorm(2, 6).named_parameters()))
+    none = ChannelAffine(1, 6)  # no statistics: a dark position stays dark (PixelNorm would rescale it)
+    with torch.no_grad():
+        none.weight.copy_(torch.arange(1.0, 7.0)), none.bias.fill_(0.5)
+    assert torch.allclose(none(x), x * torch.arange(1.0, 7.0).view(1, 6, 1, 1) + 0.5)
+    assert set(dict(none.named_parameters())) == set(dict(n.named_parameters()))
     with pytest.raises(ValueError, match="norm must be one of"):
         VQAutoencoder(VQAEConfig(norm="batch"), QuantizerConfig(kind="vq", codebook_size=16))
