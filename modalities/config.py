@@ -193,7 +193,8 @@ class VocoderTaskConfig(TaskConfig):
         model: the vocoder's shape.
         loss: the training losses.
         augment: per-crop augmentation of the training speech (speed, level, telephone band, noise, reverb;
-            :class:`~modalities.data.speech_augment.AugmentConfig`; all off by default).
+            :class:`~modalities.data.speech_augment.AugmentConfig`). Default: speed and pitch in ``1 ± 0.1``
+            only, chosen on the validation split and checked on held-out voices (``docs/audio.md``).
     """
 
     tokenizer: Optional[str] = None  # noqa: UP045
@@ -207,7 +208,7 @@ class VocoderTaskConfig(TaskConfig):
     examples: int = 4
     model: VocoderConfig = field(default_factory=VocoderConfig)
     loss: VocoderLossConfig = field(default_factory=VocoderLossConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(speed=0.1))
 
 
 @dataclass

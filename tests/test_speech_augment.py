@@ -105,3 +105,35 @@ def test_vocoder_task_trains_with_augmentation(compose, tmp_path):
     assert m["steps"] == 4 and math.isfinite(m["heldout_vocoder_stoi"]) and (tmp_path / "vocoder").is_dir()
     with pytest.raises(ValueError, match="augment.noise"):
         run_task(compose(["experiment=vocoder_debug", "task.augment.noise=2"]), tmp_path / "bad")
+
+
+def test_vocoder_augment_benchmark_runs_each_recipe_and_tables_the_wins(tmp_path, monkeypatch):
+    """``benchmarks/vocoder_augment.py`` runs ``task=vocoder`` once per recipe and seed with exactly the recipe's
+    overrides (and ``+task.split=validation`` only on that split), and counts a group as won only when the vocoder
+    beats Griffin-Lim in both PESQ and STOI."""
+    from .conftest import benchmark
+
+    bench = benchmark("vocoder_augment")
+    seen = []
+
+    def fake_stage(cfg, runs, name, overrides):
+        seen.append((name, overrides, cfg.seed))
+        speed = 0.1 if "task.augment.speed=0.1" in overrides else 0.0
+        return {"train_seconds": 1.0, "heldout_klettres_clips": 11,
+                "heldout_vocoder_pesq": 1.7 + speed, "heldout_vocoder_stoi": 0.90,
+                "heldout_griffin_lim_pesq": 1.75, "heldout_griffin_lim_stoi": 0.89,
+                "heldout_klettres_vocoder_pesq": 1.6, "heldout_klettres_vocoder_stoi": 0.85 + speed,
+                "heldout_klettres_griffin_lim_pesq": 1.5, "heldout_klettres_griffin_lim_stoi": 0.87}
+
+    monkeypatch.setattr(bench, "run_stage", fake_stage)
+    rows = [bench.run_recipe(r, 2, "validation", tmp_path) for r in ("", "task.augment.speed=0.1 task.max_steps=4000")]
+    assert seen == [("validation_default_s2", ["task=vocoder", "seed=2", "+task.split=validation"], 2),
+                    ("validation_speed=0.1_max_steps=4000_s2", ["task=vocoder", "seed=2", "+task.split=validation",
+                                                                "task.augment.speed=0.1", "task.max_steps=4000"], 2)]
+    assert bench.run_recipe("", 0, "heldout", tmp_path)["run"] == "heldout_default_s0"
+    assert "+task.split=validation" not in seen[-1][1]
+    assert [bench.wins(r) for r in rows] == [[], ["all", "klettres"]]
+    md = bench.markdown(rows)
+    assert "| vocoder, `(defaults)` | 2 | 1.70 / 0.900 | 1.60 / 0.850 | none |" in md
+    assert "| vocoder, `task.augment.speed=0.1 task.max_steps=4000` | 2 | 1.80 / 0.900 | 1.60 / 0.950 | all, klettres |" in md
+    assert "| Griffin-Lim | 2 | 1.75 / 0.890 | 1.50 / 0.870 | |" in md
