@@ -8,7 +8,8 @@ Per seed, each stage a ``python train.py`` run (reused when it finished before; 
 3. ``task=vocoder task.tokenizer=<1>``: the learned vocoder on the training speakers' true mels, scored on the
    held-out clips from the true mel and from ``audio_small``'s tokens, beside Griffin-Lim (per collection);
 4. the same vocoder (``trainer.resume_from``, no new training) scored from ``audio_debug``'s tokens;
-5. ``task=evaluate`` of both vocoded tokenizers and Opus at ``--opus`` bits/s on the same held-out clips.
+5. ``task=evaluate`` of both vocoded tokenizers and Opus at ``--opus`` bits/s on the same held-out clips (its
+   STOI-against-rate plot, first seed, is copied to ``--figure``).
 
 ``--split validation`` runs stages 1 and 2 only, on a validation split of the training sources (their
 Griffin-Lim and log-mel scores), to choose a recipe without the held-out clips; ``--set`` adds overrides to
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from image_heldout import _label, base_config
@@ -85,6 +87,7 @@ def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None
     run_stage(base, runs, ev_name, ["task=evaluate", f"seed={seed}", f"task.tokenizers=[{','.join(map(str, folders))}]",
                                     f"task.rates.audio=[{opus}]"])
     ev = json.loads((runs / ev_name / "evaluation.json").read_text())["audio"]
+    row["figure"] = str(runs / ev_name / "rd_audio_stoi.png")  # task=evaluate's STOI-against-rate plot
     row["evaluate"] = [{k: r.get(k) for k in ("name", "kind", "bits_per_second", "pesq", "stoi", "si_sdr",
                                               "mel_distance")} for r in ev]
     return row
@@ -131,6 +134,8 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides of audio_small's run")
     ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/audio_runs"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/audio_small.json"))
+    ap.add_argument("--figure", type=Path, default=Path("benchmarks/figures/audio_small_stoi.png"),
+                    help="where the first seed's STOI-against-rate plot is copied (docs/audio.md shows it)")
     args = ap.parse_args()
     rows = [run_seed(s, args.split, args.steps, args.vocoder_steps, args.opus, args.runs.resolve(), args.set)
             for s in args.seeds]
@@ -140,6 +145,10 @@ def main() -> None:
     args.out.write_text(json.dumps({"benchmark": "audio_small", "rows": rows}, indent=2, default=str) + "\n")
     args.out.with_suffix(".md").write_text(table)
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    if rows and "figure" in rows[0]:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(rows[0]["figure"], args.figure)
+        print(f"wrote {args.figure}")
 
 
 if __name__ == "__main__":
