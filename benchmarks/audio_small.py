@@ -28,7 +28,6 @@ import shutil
 from pathlib import Path
 
 from image_heldout import _label, base_config
-from omegaconf import open_dict
 
 from modalities.tasks.demo import run_stage
 
@@ -58,9 +57,7 @@ def _tokenizer(runs: Path, stage: str) -> Path:
 def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None, opus: float, runs: Path,
              extra: list[str]) -> dict:
     """Every stage of one seed; returns its row (bits/s, scores per decoding and collection, Opus)."""
-    base = base_config("audio_small", extra)  # every stage takes its data.* from here (a --set data.audio=DIR too)
-    with open_dict(base):
-        base.seed = seed
+    base = base_config("audio_small", extra, seed)  # every stage takes its data.* (a --set data.audio=DIR too) and seed
     common = [f"seed={seed}", f"+task.split={split}"]
     small_name = "_".join(["audio_small", split, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
     small = run_stage(base, runs, small_name, ["experiment=audio_small", *common,

@@ -30,7 +30,7 @@ import zlib
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from modalities.config import register_configs
 from modalities.tasks.demo import run_stage
@@ -61,13 +61,15 @@ def _name(colour: list[float] | None) -> str:
     return "none" if colour is None else "-".join(f"{c:g}" for c in colour)
 
 
-def base_config(experiment: str, extra: list[str] = ()) -> DictConfig:
-    """The composed ``experiment`` with the ``data.*`` ones of ``extra``: each stage takes its data settings from
-    this config (:func:`~modalities.tasks.demo.compose_stage`), so a ``--set data.images=DIR`` must land here."""
+def base_config(experiment: str, extra: list[str] = (), seed: int | None = None) -> DictConfig:
+    """The composed ``experiment`` with the ``data.*`` ones of ``extra`` (and ``seed`` when given): each stage takes
+    its data settings and seed from this config (:func:`~modalities.tasks.demo.compose_stage`), so a ``--set
+    data.images=DIR`` must land here."""
     register_configs()
     data = [x for x in extra if x.lstrip("+").startswith("data.")]
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false", *data])
+        return compose(config_name="config", overrides=[f"experiment={experiment}", "show_progress=false", *data,
+                                                        *([f"seed={seed}"] if seed is not None else [])])
 
 
 def run(split: str, colours: list[list[float] | None | str], seeds: list[int], steps: int | None,
@@ -91,9 +93,7 @@ def run(split: str, colours: list[list[float] | None | str], seeds: list[int], s
             prefix = [] if experiment == "image_small" else [experiment]
             name = "_".join([*prefix, split, recipe, *(_label(x) for x in extra), f"s{seed}", str(steps or "full")])
             t0 = time.perf_counter()
-            with open_dict(base):
-                base.seed = seed  # run_stage gives each stage the seed of the config it is handed
-            m = run_stage(base, runs, name, over)
+            m = run_stage(base_config(experiment, extra, seed), runs, name, over)  # each stage takes this seed
             row = {"run": name, "split": split, "colour": recipe, "seed": seed, "command":
                    "python train.py " + " ".join(over)} | {k: m[k] for k in KEYS if k in m}
             if "baseline_psnr" not in m:

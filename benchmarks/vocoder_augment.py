@@ -24,7 +24,6 @@ from pathlib import Path
 
 from audio_small import _collections, _scores
 from image_heldout import _label, base_config
-from omegaconf import open_dict
 
 from modalities.tasks.demo import run_stage
 
@@ -39,9 +38,7 @@ def recipe_label(recipe: str) -> str:
 def run_recipe(recipe: str, seed: int, split: str, runs: Path, extra: list[str] = ()) -> dict:
     """One vocoder run; returns its row: the recipe, seed, training seconds and, for ``vocoder`` and
     ``griffin_lim``, ``{"all" | <collection>: {"pesq", "stoi"}}``, plus the clips per collection."""
-    base = base_config("audio_small", list(extra))  # only its data.* (a --set data.audio=DIR too) and seed are used
-    with open_dict(base):
-        base.seed = seed
+    base = base_config("audio_small", extra, seed)  # only its data.* (a --set data.audio=DIR too) and seed are used
     name = f"{split}_{recipe_label(recipe)}_s{seed}"
     split_over = ["+task.split=validation"] if split == "validation" else []
     m = run_stage(base, runs, name, ["task=vocoder", f"seed={seed}", *split_over, *recipe.split()])
