@@ -5,29 +5,35 @@ Each recipe is one string of ``task=vocoder`` overrides (``""``: the task's defa
 ``python train.py task=vocoder seed=<s> <recipe>`` stage in ``--runs/<split>_<recipe label>_s<seed>``, reused when
 it finished before (a killed one resumes). ``--split validation`` scores on a validation split of the training
 sources (``+task.split=validation``) to choose a recipe; ``heldout`` (the default) on the held-out speakers and
-collections, to report it. About 4 minutes a run (2000 steps) on 2 CPU cores.
+collections, to report it. About 4 minutes a run of 2000 steps on 2 CPU cores, 9 of 4000 (the default).
 
-    python benchmarks/vocoder_augment.py                                  # held out: no augmentation, then speed 0.1
+    python benchmarks/vocoder_augment.py            # held out: no augmentation, then speed 0.1 (2000 steps each)
     python benchmarks/vocoder_augment.py --split validation --seeds 0 1 \\
-        --recipes task.augment.speed=0.1 "task.augment.speed=0.1 task.max_steps=4000" \\
-        --out benchmarks/results/vocoder_steps_validation.json
+        --recipes "task.augment.speed=0.1 task.max_steps=2000" "task.augment.speed=0.1 task.max_steps=4000" \\
+        --out benchmarks/results/vocoder_steps_validation.json   # the default's steps, chosen; then held out:
+    python benchmarks/vocoder_augment.py --seeds 0 1 \\
+        --recipes "task.augment.speed=0.1 task.max_steps=2000" "task.augment.speed=0.1 task.max_steps=4000" \\
+        --out benchmarks/results/vocoder_steps_heldout.json --figure benchmarks/figures/vocoder_heldout.png
 
-Writes ``--out`` (JSON) and a Markdown table beside it: PESQ / STOI of the vocoder and of Griffin-Lim, and the
-collections where the vocoder beats Griffin-Lim on both.
+Writes ``--out`` (JSON), a Markdown table beside it (PESQ / STOI of the vocoder and of Griffin-Lim, and the
+collections where the vocoder beats Griffin-Lim on both) and a bar chart of the same (``.png``; ``--figure`` copies
+it, e.g. into ``benchmarks/figures/``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 from audio_small import _collections, _scores
 from image_heldout import _label, base_config
 
+from modalities.data.fileio import atomic_path
 from modalities.tasks.demo import run_stage
 
-DEFAULT_RECIPES = ["task.augment.speed=0", "task.augment.speed=0.1"]
+DEFAULT_RECIPES = ["task.augment.speed=0 task.max_steps=2000", "task.augment.speed=0.1 task.max_steps=2000"]  # as measured
 
 
 def recipe_label(recipe: str) -> str:
@@ -72,6 +78,41 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot(rows: list[dict], path: Path) -> Path:
+    """A PNG of two panels (PESQ, STOI): per group (``all`` and collections) a bar per recipe and one for
+    Griffin-Lim, each the mean over seeds, with every seed's value as a dot; returns ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = list(rows[0]["vocoder"])
+    bars = {f"vocoder, {r['recipe']}": [x for x in rows if x["recipe"] == r["recipe"]] for r in rows}
+    seeds = {r["seed"]: r for r in rows}.values()  # Griffin-Lim: one row per seed carries it
+    series = {**{k: [x["vocoder"] for x in v] for k, v in bars.items()}, "Griffin-Lim": [r["griffin_lim"] for r in seeds]}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    width = 0.8 / len(series)
+    for ax, metric in zip(axes, ("pesq", "stoi"), strict=True):
+        for i, (label, per_seed) in enumerate(series.items()):
+            xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+            vals = [[s[g][metric] for s in per_seed] for g in groups]
+            ax.bar(xs, [sum(v) / len(v) for v in vals], width, label=label)
+            for x, v in zip(xs, vals, strict=True):
+                ax.plot([x] * len(v), v, "k.", ms=3)
+        low = min(s[g][metric] for per_seed in series.values() for s in per_seed for g in groups)
+        ax.set_ylim(low - (0.3 if metric == "pesq" else 0.05), None)
+        ax.set_xticks(range(len(groups)), groups)
+        ax.set(ylabel=f"{metric.upper()} (higher is better)", title=f"{metric.upper()} from the true mel, "
+               f"{rows[0]['split'].replace('heldout', 'held-out')} clips")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--split", choices=["heldout", "validation"], default="heldout")
@@ -81,6 +122,7 @@ def main() -> None:
     ap.add_argument("--set", nargs="*", default=[], metavar="data.KEY=VALUE", help="data overrides of every run")
     ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/vocoder_runs"))
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/vocoder_augment_heldout.json"))
+    ap.add_argument("--figure", type=Path, default=None, help="a copy of the bar chart, e.g. benchmarks/figures/...")
     args = ap.parse_args()
     rows = [run_recipe(r, s, args.split, args.runs.resolve(), args.set) for s in args.seeds for r in args.recipes]
     table = markdown(rows)
@@ -88,7 +130,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "vocoder_augment", "split": args.split, "rows": rows}, indent=2) + "\n")
     args.out.with_suffix(".md").write_text(table)
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    png = plot(rows, args.out.with_suffix(".png"))
+    if args.figure:
+        args.figure.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, args.figure)
+    print(f"wrote {args.out}, {args.out.with_suffix('.md')} and {png}")
 
 
 if __name__ == "__main__":

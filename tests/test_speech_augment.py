@@ -137,3 +137,5 @@ def test_vocoder_augment_benchmark_runs_each_recipe_and_tables_the_wins(tmp_path
     assert "| vocoder, `(defaults)` | 2 | 1.70 / 0.900 | 1.60 / 0.850 | none |" in md
     assert "| vocoder, `task.augment.speed=0.1 task.max_steps=4000` | 2 | 1.80 / 0.900 | 1.60 / 0.950 | all, klettres |" in md
     assert "| Griffin-Lim | 2 | 1.75 / 0.890 | 1.50 / 0.870 | |" in md
+    png = bench.plot(rows, tmp_path / "fig/bars.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(png.parent.glob("*.tmp"))
