@@ -26,7 +26,7 @@ SCRIPTS: dict[str, tuple[str, bool | str]] = {
     "scaling": ("train_scaling.py", True),  # 1 and 2 ranks under torchrun (gloo on CPU, NCCL with --device cuda)
     "rd": ("rate_distortion.py", False),  # 8 image tokenizers trained and scored (about 50 minutes on 2 CPU cores)
     "heldout": ("image_heldout.py", False),  # the image_small headline, 2 seeds on held-out sources (about 30 minutes)
-    "audio_small": ("audio_small.py", False),  # 2 kbit/s speech tokens through the vocoder, 2 seeds (about 50 minutes)
+    "audio_small": ("audio_small.py", False),  # 2 kbit/s speech tokens through the vocoder, 2 seeds (about 60 minutes)
     "vocoder_augment": ("vocoder_augment.py", False),  # the vocoder with and without augmentation, 2 seeds (16 minutes)
     "llm_generate": ("llm_generate.py", True),  # the stream logits processor's cost per token in model.generate
     "llm_packed": ("llm_packed.py", True),  # PackedShards against a training step of a Hugging Face model

@@ -37,15 +37,16 @@ def test_image_debug_beats_kmeans_patch_baseline(compose, tmp_path):
 
 @pytest.mark.slow
 def test_fsq_entropy_loss_fills_the_codebook(compose, tmp_path):
-    """FSQ 8x8x4 (256 codes) in ``experiment=image_debug`` for 300 steps (about 40 s each): with the
+    """FSQ 8x8x4 (256 codes) in ``experiment=image_debug`` for 150 steps (about 30 s each): with the
     shipped code-diversity loss at least 90% of the codes occur on the held-out images; plain FSQ, whose
-    correlated channels reach only some level combinations, stays well below (measured: 100% against 41%)."""
+    correlated channels reach only some level combinations, stays well below (measured: 100% against 41%, at
+    150 steps as at 300)."""
     usage = {}
     for weight in (0.01, 0.0):
         m = run_task(compose(["experiment=image_debug", "quantizer=fsq", "quantizer.levels=[8,8,4]",
-                              f"quantizer.fsq_entropy_weight={weight}", "trainer.max_steps=300",
+                              f"quantizer.fsq_entropy_weight={weight}", "trainer.max_steps=150",
                               "trainer.tensorboard=false", "task.baseline=false"]), tmp_path / str(weight))
-        assert m["codebook_size"] == 256 and m["steps"] == 300
+        assert m["codebook_size"] == 256 and m["steps"] == 150
         usage[weight] = m["val_usage"]
     assert usage[0.01] >= 0.9 and usage[0.0] < usage[0.01] - 0.1, usage
 
