@@ -30,7 +30,7 @@ from pathlib import Path
 from audio_small import _collections, _scores
 from image_heldout import _label, base_config
 
-from modalities.data.fileio import atomic_path
+from modalities.eval.viz import save_figure
 from modalities.tasks.demo import run_stage
 
 DEFAULT_RECIPES = ["task.augment.speed=0 task.max_steps=2000", "task.augment.speed=0.1 task.max_steps=2000"]  # as measured
@@ -81,17 +81,14 @@ def markdown(rows: list[dict]) -> str:
 def plot(rows: list[dict], path: Path) -> Path:
     """A PNG of two panels (PESQ, STOI): per group (``all`` and collections) a bar per recipe and one for
     Griffin-Lim, each the mean over seeds, with every seed's value as a dot; returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     groups = list(rows[0]["vocoder"])
-    bars = {f"vocoder, {r['recipe']}": [x for x in rows if x["recipe"] == r["recipe"]] for r in rows}
-    seeds = {r["seed"]: r for r in rows}.values()  # Griffin-Lim: one row per seed carries it
-    series = {**{k: [x["vocoder"] for x in v] for k, v in bars.items()}, "Griffin-Lim": [r["griffin_lim"] for r in seeds]}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-    width = 0.8 / len(series)
+    series = {f"vocoder, {recipe}": [r["vocoder"] for r in rows if r["recipe"] == recipe]
+              for recipe in dict.fromkeys(r["recipe"] for r in rows)}
+    series["Griffin-Lim"] = [r["griffin_lim"] for r in {r["seed"]: r for r in rows}.values()]  # the same per seed
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    width, axes = 0.8 / len(series), fig.subplots(1, 2)
     for ax, metric in zip(axes, ("pesq", "stoi"), strict=True):
         for i, (label, per_seed) in enumerate(series.items()):
             xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
@@ -106,11 +103,7 @@ def plot(rows: list[dict], path: Path) -> Path:
                f"{rows[0]['split'].replace('heldout', 'held-out')} clips")
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def main() -> None:
