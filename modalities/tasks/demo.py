@@ -13,8 +13,8 @@
    metrics), the same figures as PNGs, the WAVs, and ``metrics.md``, the table also printed at the end.
 
 A stage finished in the same run directory (its ``result.json`` exists) is
-reused, and an interrupted one resumes from its checkpoint:
-``python train.py hydra.run.dir=outputs/demo`` twice trains once.
+reused, and an interrupted one resumes from its checkpoint, when it was started with the same settings
+(``stage.json``, :func:`run_stage`): ``python train.py hydra.run.dir=outputs/demo`` twice trains once.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from models.transformer import Transformer
 
@@ -77,18 +77,52 @@ def compose_stage(cfg: DictConfig, overrides: list[str]) -> DictConfig:
     return sub
 
 
+def stage_record(cfg: DictConfig, out_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """What a stage folder's name stands for: its command-line overrides (``out_dir`` written as ``<run>``, so a
+    copied run folder still matches), with the data and seed it takes from ``cfg`` (the device is left out: a
+    stage may resume on another one). Saved as ``stage.json``."""
+    return {"overrides": sorted(o.replace(str(out_dir), "<run>") for o in overrides), "seed": cfg.seed,
+            "data": OmegaConf.to_container(cfg.data, resolve=True)}
+
+
+def _check_stage(folder: Path, record: dict[str, Any]) -> None:
+    """Raises when ``folder`` was started with settings other than ``record``; a folder from before records
+    were kept (no ``stage.json``) is reused with a warning."""
+    saved_path = folder / "stage.json"
+    if not saved_path.is_file():
+        log.warning("demo: %s holds no stage.json (made before stage settings were recorded); reusing it on its "
+                    "name alone", folder)
+        return
+    saved = json.loads(saved_path.read_text())
+    diff = {k: (saved.get(k), v) for k, v in record.items() if saved.get(k) != v}
+    if diff:
+        lines = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items())
+        raise ValueError(f"stage folder {folder} was started with other settings ({lines}); delete it or run "
+                         "into another folder rather than mixing the two")
+
+
 def run_stage(cfg: DictConfig, out_dir: Path, name: str, overrides: list[str]) -> dict[str, Any]:
-    """Runs one stage in ``out_dir/name`` (or reuses it when finished there); returns its metrics."""
+    """Runs one stage in ``out_dir/name`` (or reuses it when finished there); returns its metrics.
+
+    The folder keeps ``stage.json`` (:func:`stage_record`); a finished or interrupted stage is reused or resumed
+    only when it was started with the same overrides, data and seed, and a clear ``ValueError`` says which
+    differ otherwise. A changed yaml default is not seen: the record holds what the command line said."""
     from . import run_task
 
     folder = out_dir / name
     done = folder / "result.json"
+    record = stage_record(cfg, out_dir, overrides)
+    if done.is_file() or (folder / "checkpoints").is_dir():
+        _check_stage(folder, record)
     if done.is_file():
         log.info("demo: reusing the %s stage finished in %s", name, folder)
         return json.loads(done.read_text())
     log.info("demo: %s stage: python train.py %s", name, " ".join(overrides))
     t0 = time.perf_counter()
     resume = ["trainer.resume=true"] if (folder / "checkpoints").is_dir() else []  # an interrupted stage goes on
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / "stage.json").is_file():
+        atomic_write_text(folder / "stage.json", json.dumps(record, indent=2, default=str) + "\n")
     metrics = run_task(compose_stage(cfg, [*overrides, *resume]), folder)
     metrics = {**metrics, "stage_seconds": round(time.perf_counter() - t0, 1)}
     atomic_write_text(done, json.dumps(metrics, indent=2, default=str) + "\n")
@@ -167,7 +201,6 @@ def held_out_items(run_dir: str | Path | None = None, n: int = 4) -> dict[str, l
     splits of the run's own config (``run_dir/.hydra/config.yaml``, written by ``train.py``) or, without one, of
     the default config; ``[]`` for tar input."""
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
 
     from ..config import register_configs
     from ..data.io import VIDEO_SUFFIXES
