@@ -112,3 +112,12 @@ def test_codebook_refit_moves_codes_to_their_cluster_means():
         q.refit(z[:2])
     with pytest.raises(ValueError, match="Euclidean vq"):
         Quantizer(2, QuantizerConfig(kind="fsq", levels=[3, 3])).refit(z)
+
+
+@pytest.mark.parametrize("over", [["quantizer.use_cosine_sim=true"], ["quantizer=fsq"]])
+def test_refit_with_a_non_euclidean_quantiser_fails_before_training(compose, tmp_path, over):
+    """A refit needs Euclidean codes: the run says so before its first step, not after the whole training."""
+    cfg = compose(["experiment=image_small", "trainer.max_steps=2", "task.baseline=false", *over])
+    with pytest.raises(ValueError, match=r"task.refit_crops=4096 needs a Euclidean vq quantiser.*refit_crops=0"):
+        run_task(cfg, tmp_path)
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
