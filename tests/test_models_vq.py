@@ -33,6 +33,23 @@ def test_quantizer_codes_decode_to_quantized(kind):
     assert q.bits_per_code == (12.0 if kind == "rvq" else 6.0)
 
 
+def test_cosine_codes_decode_to_quantized_unit_vectors():
+    """Cosine lookup (``use_cosine_sim``): codes decode to the same unit-length vectors the forward pass gives,
+    and each latent's code is the one of highest cosine similarity (its length does not matter)."""
+    torch.manual_seed(0)
+    q = Quantizer(8, QuantizerConfig(kind="vq", codebook_size=64, use_cosine_sim=True))
+    z = torch.randn(3, 8, 4, 5)
+    q(z)
+    q.eval()
+    out = q(z)
+    assert torch.allclose(q.decode_codes(out.codes), out.quantized, atol=1e-5)
+    assert torch.allclose(out.quantized.norm(dim=1), torch.ones(3, 4, 5), atol=1e-4)
+    assert torch.equal(q(3.0 * z).codes, out.codes)  # scale-free lookup
+    book = q.decode_codes(torch.arange(64)[None]).squeeze(0).T  # [64, D]
+    zn = torch.nn.functional.normalize(z.permute(0, 2, 3, 1).reshape(-1, 8), dim=-1)
+    assert torch.equal((zn @ book.T).argmax(-1), out.codes.flatten())
+
+
 def test_quantizer_bad_config_and_codes():
     with pytest.raises(ValueError, match="unknown quantizer kind 'pq'"):
         Quantizer(8, QuantizerConfig(kind="pq"))
