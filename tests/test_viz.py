@@ -20,7 +20,7 @@ from modalities.eval.viz import (
     show_reconstructions,
 )
 
-from .conftest import REPO, make_registry
+from .conftest import DEMO_TINY, REPO, make_registry
 
 
 def test_show_reconstructions_titles_carry_psnr_and_ssim():
@@ -202,12 +202,13 @@ def test_reconstruction_notebook_runs(tmp_path, demo_run):
     top = str(demo_run[0])
     shutil.copytree(top, tmp_path / "run", ignore=lambda d, names: ["tokenizer"] if d == top else [])
     assert not (tmp_path / "run/tokenizer").exists() and (tmp_path / "run/image/tokenizer/image").is_dir()
-    os.environ.update(MMTOK_RUN_DIR=str(tmp_path / "run"), MMTOK_DEBUG_STEPS="20")
+    # the demo run's own command line: a stage is reused only with the settings it was trained with
+    os.environ.update(MMTOK_RUN_DIR=str(tmp_path / "run"), MMTOK_DEBUG_ARGS=json.dumps(DEMO_TINY))
     try:
         NotebookClient(nb, timeout=600, kernel_name="python3",
                        resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
     finally:
-        del os.environ["MMTOK_RUN_DIR"], os.environ["MMTOK_DEBUG_STEPS"]
+        del os.environ["MMTOK_RUN_DIR"], os.environ["MMTOK_DEBUG_ARGS"]
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     assert "training a debug one" in json.dumps(nb.cells[2].outputs)  # the fallback ran
