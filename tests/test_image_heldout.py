@@ -1,6 +1,6 @@
 """The ``image_small`` headline (``benchmarks/image_heldout.py``): the table it writes, and, with
-``MMTOK_LONG_TESTS=1``, the two full-length seeds against pixel k-means on the held-out sources (what held on
-both: colour)."""
+``MMTOK_LONG_TESTS=1``, the two full-length seeds against pixel k-means on the held-out sources (the issue's goal:
++1 dB on average, no source below -1 dB, lower CIEDE2000)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ def test_short_names_and_the_markdown_table():
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("MMTOK_LONG_TESTS"),
                     reason="two 14-minute training runs, over the suite's budget: MMTOK_LONG_TESTS=1 pytest runs it")
-def test_image_small_colour_beats_kmeans_on_held_out_sources(tmp_path):
-    """``python benchmarks/image_heldout.py``: on the 18 held-out sources, each seed of the shipped recipe has a
-    lower mean CIEDE2000 than pixel k-means at the same bits, overall (9.75 / 9.03 against 10.77 / 10.09) and on
-    the three pinned palette sources (9.08 / 9.18 against 12.99 / 12.47), and stays within a bound of k-means'
-    PSNR. The PSNR margin itself does not hold across seeds (+0.20 / -0.41 dB; worst source -3.27 / -6.51 dB,
-    docs/images.md#an-image-tokenizer-that-generalises-on-a-cpu-budget), so only what held on both is asserted,
-    with slack of about the spread between the seeds."""
+def test_image_small_beats_kmeans_on_held_out_sources(tmp_path):
+    """``python benchmarks/image_heldout.py``: on the 18 held-out sources, each seed of the shipped recipe (cosine
+    lookup) meets the issue's goal against pixel k-means at the same bits: a mean PSNR margin of at least 1 dB
+    (measured +1.64 / +1.39), no source more than 1 dB below (worst -0.70 / -0.46), a lower mean CIEDE2000
+    (7.27 / 7.97 against 10.77 / 10.09), and on the three pinned palette sources a higher PSNR and far lower
+    CIEDE2000 (docs/images.md#an-image-tokenizer-that-generalises-on-a-cpu-budget). The bounds are the goal's;
+    the margins left over are what the two seeds showed."""
     res = image_heldout.run("heldout", ["shipped"], [0, 1], None, tmp_path)
     for r in res["rows"]:
         assert r["margin_db"] > MARGIN_DB, r
@@ -47,9 +47,9 @@ def test_image_small_colour_beats_kmeans_on_held_out_sources(tmp_path):
         assert r["palette_psnr"] > r["palette_baseline_psnr"] + PALETTE_DB, r
 
 
-# measured: margin +0.20 / -0.41 dB, worst source -3.27 / -6.51 dB, CIEDE2000 1.02 / 1.06 below k-means,
-# palette CIEDE2000 3.91 / 3.29 below, palette PSNR +0.86 / +0.13 dB
-MARGIN_DB, WORST_DB, CIEDE_MARGIN, PALETTE_CIEDE_MARGIN, PALETTE_DB = -1.0, -8.0, 0.5, 2.0, -0.5
+# measured: margin +1.64 / +1.39 dB, worst source -0.70 / -0.46 dB, CIEDE2000 3.50 / 2.12 below k-means,
+# palette CIEDE2000 5.39 / 4.08 below, palette PSNR +1.74 / +1.61 dB
+MARGIN_DB, WORST_DB, CIEDE_MARGIN, PALETTE_CIEDE_MARGIN, PALETTE_DB = 1.0, -1.0, 1.0, 2.0, 0.5
 
 
 def test_data_overrides_reach_every_stage(tmp_path):
