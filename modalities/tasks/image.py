@@ -50,10 +50,10 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     model = VQAutoencoder(OmegaConf.to_object(cfg.tokenizer.image), quantizer_config(cfg))
     f = model.downsample
     check_crop(cfg, f)
-    q = model.quantizer.cfg
-    if cfg.task.refit_crops and (q.kind != "vq" or q.use_cosine_sim):  # said before training, not after it
+    qc = model.quantizer.cfg
+    if cfg.task.refit_crops and (qc.kind != "vq" or qc.use_cosine_sim):  # said before training, not after it
         raise ValueError(f"task.refit_crops={cfg.task.refit_crops} needs a Euclidean vq quantiser (quantizer=vq, "
-                         f"use_cosine_sim=false), got kind={q.kind!r}, use_cosine_sim={q.use_cosine_sim}; "
+                         f"use_cosine_sim=false), got kind={qc.kind!r}, use_cosine_sim={qc.use_cosine_sim}; "
                          "set task.refit_crops=0")
     if tars is None:
         val_items = [center_crop_multiple(load_image(p), f, cfg.task.val_size)[None] for p in val_files]
