@@ -30,7 +30,7 @@ from modalities.config import register_configs
 from modalities.data.datasets import center_crop_multiple
 from modalities.data.io import IMAGE_SUFFIXES, load_image
 from modalities.eval.baselines import fit_patch_kmeans
-from modalities.eval.metrics import image_scores
+from modalities.eval.metrics import ciede2000, image_scores
 from modalities.image import ImageTokenizer
 from modalities.tasks.vq import media_split
 
@@ -80,6 +80,30 @@ def palettes(toks: dict[str, ImageTokenizer], train: list[torch.Tensor], val: li
     return rows
 
 
+# saturated flat colours, sRGB in [0, 1]: what a photograph of flowers, fruit or paint is made of
+SWATCHES = {"red": (0.9, 0.1, 0.1), "orange": (1.0, 0.4, 0.0), "yellow": (0.95, 0.85, 0.1), "green": (0.1, 0.7, 0.1),
+            "cyan": (0.1, 0.75, 0.8), "blue": (0.1, 0.2, 0.9), "purple": (0.5, 0.1, 0.7), "pink": (0.9, 0.4, 0.7)}
+
+
+@torch.inference_mode()
+def swatches(toks: dict[str, ImageTokenizer], train: list[torch.Tensor], seed: int = 0) -> list[dict]:
+    """One row per tokenizer and flat colour of :data:`SWATCHES` (a ``4f x 4f`` image of it): the mean colour it
+    comes back as and its CIEDE2000, beside pixel k-means' (same patch and codes, fitted on ``train``). A recipe
+    whose codes cannot decode to a saturated colour shows it here without any held-out photograph."""
+    kmeans = {(f, k): fit_patch_kmeans(train, f, k, seed=seed)
+              for f, k in sorted({(t.model.downsample, t.model.quantizer.codebook_size) for t in toks.values()})}
+    rows = []
+    for colour, rgb in SWATCHES.items():
+        for name, tok in toks.items():
+            f = tok.model.downsample
+            x = torch.tensor(rgb).view(1, 3, 1, 1).expand(1, 3, 4 * f, 4 * f).contiguous()
+            ours, base = tok.decode(tok.encode(x)).cpu(), kmeans[f, tok.model.quantizer.codebook_size](x[0])[None]
+            rows.append({"tokenizer": name, "colour": colour, "rgb": list(rgb),
+                         "decoded": [round(v, 3) for v in ours.mean((0, 2, 3)).tolist()],
+                         "ciede2000": float(ciede2000(ours, x)[0]), "kmeans_ciede2000": float(ciede2000(base, x)[0])})
+    return rows
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """Per tokenizer, the means over the turned palettes (every row but hue 0 at saturation and brightness x1)."""
     out = []
@@ -91,7 +115,7 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
-def markdown(rows: list[dict], summary: list[dict], experiment: str, files: int) -> str:
+def markdown(rows: list[dict], summary: list[dict], experiment: str, files: int, flat: list[dict] = ()) -> str:
     def short(name: str) -> str:  # <run>/tokenizer/image -> <run>
         return Path(name).parts[-3] if len(Path(name).parts) > 2 else name
 
@@ -107,6 +131,11 @@ def markdown(rows: list[dict], summary: list[dict], experiment: str, files: int)
               f"| {r['psnr']:.2f} "
               f"({r['kmeans_psnr']:.2f}) | {r['margin_db']:+.2f} | {r['ciede2000']:.2f} ({r['kmeans_ciede2000']:.2f}) "
               f"| {r['colour_shift']:.3f} ({r['kmeans_colour_shift']:.3f}) |" for r in rows]
+    if flat:
+        lines += ["", "Flat saturated swatches (CIEDE2000; above 10 is another colour):", "",
+                  "| tokenizer | colour | sRGB | decoded as | CIEDE2000 (k-means) |", "|---|---|---|---|---|"]
+        lines += [f"| {short(r['tokenizer'])} | {r['colour']} | {tuple(r['rgb'])} | {tuple(r['decoded'])} "
+                  f"| {r['ciede2000']:.1f} ({r['kmeans_ciede2000']:.1f}) |" for r in flat]
     return "\n".join(lines) + "\n"
 
 
@@ -133,11 +162,17 @@ def main() -> None:
     train, val = validation_images(args.experiment)
     toks = {str(p): ImageTokenizer.from_pretrained(p) for p in args.tokenizers}
     rows = palettes(toks, train, val, args.hues, args.saturations, args.seed, args.brightness)
-    summary = summarise(rows)
+    summary, flat = summarise(rows), swatches(toks, train, args.seed)
+    for name in toks:
+        mine = [r for r in flat if r["tokenizer"] == name]
+        worst = max(mine, key=lambda r: r["ciede2000"])
+        print(f"flat swatches {name}: mean CIEDE2000 {sum(r['ciede2000'] for r in mine) / len(mine):.1f}, worst "
+              f"{worst['colour']} {worst['ciede2000']:.1f} (decoded as {tuple(worst['decoded'])})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "unseen_palettes", "experiment": args.experiment,
-                                    "validation_files": len(val), "rows": rows, "summary": summary}, indent=1))
-    args.out.with_suffix(".md").write_text(markdown(rows, summary, args.experiment, len(val)))
+                                    "validation_files": len(val), "rows": rows, "summary": summary,
+                                    "swatches": flat}, indent=1))
+    args.out.with_suffix(".md").write_text(markdown(rows, summary, args.experiment, len(val), flat))
     print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
 
 

@@ -37,6 +37,13 @@ class VQAEConfig:
             photograph can come back brown. ``none``: :class:`ChannelAffine`, no statistics at all (a per-channel
             scale and shift), so each position's magnitude, its brightness, reaches every layer; ``pixel``
             normalises it away at each position.
+        mean_colour: when > 0, the last ``in_channels`` of the ``z_dim`` latent channels are not learned: they
+            are each ``f x f`` patch's mean input value (its mean colour in the model's [-1, 1]) times this scale, and
+            the encoder learns the other ``z_dim - in_channels``. The code lookup then separates patches by mean
+            colour as pixel k-means does, so a saturated colour the photographs rarely show is not looked up as
+            a familiar one (without it an f16 encoder put a saturated red 0.24 from brown, and no code decoded to
+            anything redder than olive). The decoder adds its output to those means, upsampled, so it learns only
+            the detail. 0: off.
     """
 
     in_channels: int = 3
@@ -46,6 +53,7 @@ class VQAEConfig:
     attention: bool = False
     groups: int = 16
     norm: str = "group"
+    mean_colour: float = 0.0
 
 
 @dataclass
@@ -179,11 +187,17 @@ class Encoder(nn.Module):
                 layers.append(ResBlock(cin if j == 0 else c, c, cfg.groups, norm))
             if i < len(ch) - 1:
                 layers.append(nn.Conv2d(c, c, 4, stride=2, padding=1))
-        layers += [*_mid(ch[-1], cfg), norm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.z_dim, 1)]
+        learned = cfg.z_dim - (cfg.in_channels if cfg.mean_colour > 0 else 0)
+        layers += [*_mid(ch[-1], cfg), norm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], learned, 1)]
         self.net = nn.Sequential(*layers)
+        self.mean_colour, self.f = cfg.mean_colour, 2 ** (len(ch) - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        """``x[B, C, H, W]`` -> ``z[B, z_dim, H/f, W/f]`` (the last C channels the patch means when ``mean_colour``)."""
+        z = self.net(x)
+        if self.mean_colour > 0:
+            z = torch.cat([z, self.mean_colour * F.avg_pool2d(x, self.f)], dim=1)
+        return z
 
 
 class Decoder(nn.Module):
@@ -200,9 +214,15 @@ class Decoder(nn.Module):
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c, c, 3, padding=1)]
         layers += [norm(cfg.groups, ch[-1]), nn.SiLU(), nn.Conv2d(ch[-1], cfg.in_channels, 3, padding=1)]
         self.net = nn.Sequential(*layers)
+        self.mean_colour, self.f, self.c = cfg.mean_colour, 2 ** (len(ch) - 1), cfg.in_channels
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z)
+        """``z[B, z_dim, h, w]`` -> ``[B, C, h*f, w*f]``; with ``mean_colour`` the network adds detail to each patch's
+        mean colour (the code's last C channels, unscaled), so a flat colour needs nothing learned to come back."""
+        out = self.net(z)
+        if self.mean_colour > 0:
+            out = out + F.interpolate(z[:, -self.c:] / self.mean_colour, scale_factor=self.f, mode="nearest")
+        return out
 
 
 class VQModel(nn.Module):
@@ -249,6 +269,10 @@ class VQAutoencoder(VQModel):
     def __init__(self, cfg: VQAEConfig, quantizer: QuantizerConfig) -> None:
         super().__init__()
         check_groups(cfg.channels, cfg.groups)
+        if cfg.mean_colour < 0 or (cfg.mean_colour > 0 and cfg.z_dim <= cfg.in_channels):
+            raise ValueError(f"mean_colour must be >= 0, and > 0 needs z_dim > in_channels (learned channels beside "
+                             f"the {cfg.in_channels} patch means), got mean_colour={cfg.mean_colour}, "
+                             f"z_dim={cfg.z_dim}")
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.quantizer = Quantizer(cfg.z_dim, quantizer)

@@ -6,6 +6,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.quantizer import QUANTIZER_KINDS, Quantizer, QuantizerConfig
 from models.vqae import VQAEConfig, VQAutoencoder
@@ -175,3 +177,42 @@ def test_dead_code_share_follows_the_batch(caplog):
     assert [b.threshold_ema_dead_code for b in rvq._codebooks()] == [pytest.approx(0.5 * 128 / 64)] * 2
     with pytest.raises(ValueError, match="dead_code_share"):
         Quantizer(4, QuantizerConfig(dead_code_share=-1))
+
+
+@settings(max_examples=10, deadline=None)
+@given(levels=st.integers(1, 3), h=st.integers(1, 3), w=st.integers(1, 3), scale=st.floats(0.25, 4.0),
+       seed=st.integers(0, 2**16))
+def test_mean_colour_channels_are_the_patch_means(levels, h, w, scale, seed):
+    """``mean_colour``: the latent's last C channels are each patch's mean times the scale, exactly; the rest is
+    learned."""
+    torch.manual_seed(seed)
+    cfg = VQAEConfig(channels=[8] * (levels + 1), groups=4, z_dim=6, mean_colour=scale)
+    m = VQAutoencoder(cfg, QuantizerConfig(kind="vq", codebook_size=16, dead_code_share=0.1))
+    f = m.downsample
+    x = torch.rand(2, 3, h * f, w * f) * 2 - 1
+    z = m.encoder(x)
+    assert z.shape == (2, 6, h, w)
+    means = x.reshape(2, 3, h, f, w, f).mean((3, 5))
+    torch.testing.assert_close(z[:, 3:], scale * means)
+
+
+def test_mean_colour_decoder_adds_detail_to_the_code_colour():
+    """The decoder's output is its network's plus each code's colour channels, unscaled and upsampled: with the
+    network's last layer zeroed a code decodes to a flat patch of exactly its colour, however saturated."""
+    torch.manual_seed(0)
+    cfg = VQAEConfig(channels=[8, 8, 8], groups=4, z_dim=5, mean_colour=2.0)
+    m = VQAutoencoder(cfg, QuantizerConfig(kind="vq", codebook_size=4, kmeans_init=False))
+    last = m.decoder.net[-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    colours = torch.tensor([[1.0, -0.2, -1.0], [-1.0, 1.0, -1.0], [0.0, 0.0, 0.0], [-0.5, -0.5, 1.0]])
+    z = torch.cat([torch.randn(4, 2), 2.0 * colours], dim=1)  # learned part, then the scaled colour
+    out = m.decoder(z.view(4, 5, 1, 1))
+    assert out.shape == (4, 3, 4, 4)
+    torch.testing.assert_close(out, colours.view(4, 3, 1, 1).expand(4, 3, 4, 4))
+
+
+@pytest.mark.parametrize("bad", [dict(mean_colour=-1.0), dict(mean_colour=1.0, z_dim=3)])
+def test_mean_colour_bad_config(bad):
+    cfg = VQAEConfig(**{**dict(channels=[8, 8], groups=4, z_dim=6), **bad})
+    with pytest.raises(ValueError, match="mean_colour"):
+        VQAutoencoder(cfg, QuantizerConfig(kind="vq", codebook_size=16))

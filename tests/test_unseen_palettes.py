@@ -64,3 +64,16 @@ def test_darkened_palettes_are_scored_and_count_as_turned():
     assert dark["kmeans_ciede2000"] > plain["kmeans_ciede2000"] + 5
     (summary,) = unseen_palettes.summarise(rows)
     assert summary["margin_db"] == pytest.approx(dark["margin_db"])
+
+
+def test_flat_swatches_show_a_tokenizer_that_cannot_decode_saturated_colours():
+    """``swatches``: a colour-keeping stand-in returns every flat swatch within its rounding (CIEDE2000 small),
+    k-means fitted on reds returns reds for the green and blue swatches; the decoded colour is the mean."""
+    rows = unseen_palettes.swatches({"round": Rounding()}, reds(6, 0))
+    assert [r["colour"] for r in rows] == list(unseen_palettes.SWATCHES)
+    by = {r["colour"]: r for r in rows}
+    assert all(r["ciede2000"] < 6 for r in rows), [(r["colour"], r["ciede2000"]) for r in rows]
+    assert by["green"]["kmeans_ciede2000"] > 30 and by["blue"]["kmeans_ciede2000"] > 30
+    assert by["orange"]["decoded"] == pytest.approx([1.0, 0.375, 0.0])  # rounded to eighths
+    md = unseen_palettes.markdown([], [], "image_f16", 0, rows)
+    assert md.count("| round |") == len(unseen_palettes.SWATCHES) and "| round | orange | (1.0, 0.4, 0.0) |" in md
