@@ -56,14 +56,17 @@ def score(code, images: list[torch.Tensor]) -> dict[str, float]:
     return {k: float(sum(r[k][0] for r in rows) / len(rows)) for k in KEYS}
 
 
-def palettes(toks: dict[str, ImageTokenizer], train: list[torch.Tensor], val: list[torch.Tensor],
-             hues: list[float], saturations: list[float], seed: int = 0,
-             brightness: list[float] = (1.0,)) -> list[dict]:
+def kmeans_baselines(toks: dict[str, ImageTokenizer], train: list[torch.Tensor], seed: int = 0) -> dict:
+    """Pixel k-means for each (patch, codes) of ``toks``, fitted once on the unturned ``train`` photographs, as a
+    user would fit it: ``{(f, codes): code}``, ``code(x[3, H, W]) -> [3, H, W]``."""
+    return {(f, k): fit_patch_kmeans(train, f, k, seed=seed)
+            for f, k in sorted({(t.model.downsample, t.model.quantizer.codebook_size) for t in toks.values()})}
+
+
+def palettes(toks: dict[str, ImageTokenizer], kmeans: dict, val: list[torch.Tensor],
+             hues: list[float], saturations: list[float], brightness: list[float] = (1.0,)) -> list[dict]:
     """One row per tokenizer and palette (hue turn, saturation factor, brightness factor): its mean scores on
-    ``val`` so turned, and those of pixel k-means (same patch and codes) fitted once on the unturned ``train``
-    photographs."""
-    kmeans = {(f, k): fit_patch_kmeans(train, f, k, seed=seed)
-              for f, k in sorted({(t.model.downsample, t.model.quantizer.codebook_size) for t in toks.values()})}
+    ``val`` so turned, and those of pixel k-means (same patch and codes; :func:`kmeans_baselines`)."""
     rows = []
     for hue, sat, light in [(h, s, b) for b in brightness for s in saturations for h in hues]:
         turned = [adjust_brightness(adjust_saturation(adjust_hue(x, hue) if hue else x, sat).clamp(0, 1), light)
@@ -86,12 +89,10 @@ SWATCHES = {"red": (0.9, 0.1, 0.1), "orange": (1.0, 0.4, 0.0), "yellow": (0.95, 
 
 
 @torch.inference_mode()
-def swatches(toks: dict[str, ImageTokenizer], train: list[torch.Tensor], seed: int = 0) -> list[dict]:
+def swatches(toks: dict[str, ImageTokenizer], kmeans: dict) -> list[dict]:
     """One row per tokenizer and flat colour of :data:`SWATCHES` (a ``4f x 4f`` image of it): the mean colour it
-    comes back as and its CIEDE2000, beside pixel k-means' (same patch and codes, fitted on ``train``). A recipe
-    whose codes cannot decode to a saturated colour shows it here without any held-out photograph."""
-    kmeans = {(f, k): fit_patch_kmeans(train, f, k, seed=seed)
-              for f, k in sorted({(t.model.downsample, t.model.quantizer.codebook_size) for t in toks.values()})}
+    comes back as and its CIEDE2000, beside pixel k-means' (same patch and codes; :func:`kmeans_baselines`). A
+    recipe whose codes cannot decode to a saturated colour shows it here without any held-out photograph."""
     rows = []
     for colour, rgb in SWATCHES.items():
         for name, tok in toks.items():
@@ -161,8 +162,9 @@ def main() -> None:
         ap.error(f"--brightness must lie in (0, 1] (darker photographs), got {args.brightness}")
     train, val = validation_images(args.experiment)
     toks = {str(p): ImageTokenizer.from_pretrained(p) for p in args.tokenizers}
-    rows = palettes(toks, train, val, args.hues, args.saturations, args.seed, args.brightness)
-    summary, flat = summarise(rows), swatches(toks, train, args.seed)
+    kmeans = kmeans_baselines(toks, train, args.seed)
+    rows = palettes(toks, kmeans, val, args.hues, args.saturations, args.brightness)
+    summary, flat = summarise(rows), swatches(toks, kmeans)
     for name in toks:
         mine = [r for r in flat if r["tokenizer"] == name]
         worst = max(mine, key=lambda r: r["ciede2000"])

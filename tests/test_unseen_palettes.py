@@ -37,7 +37,9 @@ def reds(n: int, seed: int) -> list[torch.Tensor]:
 
 def test_kmeans_fitted_on_reds_loses_a_turned_palette_that_a_colour_keeping_tokenizer_keeps():
     train, val = reds(6, 0), reds(3, 1)
-    rows = unseen_palettes.palettes({"round": Rounding()}, train, val, hues=[0.0, 1 / 3], saturations=[1.0, 2.0])
+    toks = {"round": Rounding()}
+    rows = unseen_palettes.palettes(toks, unseen_palettes.kmeans_baselines(toks, train), val, hues=[0.0, 1 / 3],
+                                    saturations=[1.0, 2.0])
     assert [(r["hue"], r["saturation"]) for r in rows] == [(0.0, 1.0), (1 / 3, 1.0), (0.0, 2.0), (1 / 3, 2.0)]
     plain, green = rows[0], rows[1]
     # the stand-in's error does not depend on the hue; k-means, fitted on reds, returns reds for greens
@@ -54,8 +56,9 @@ def test_darkened_palettes_are_scored_and_count_as_turned():
     """``brightness``: a row per factor; the darkened rows join the summary's mean, the stand-in keeps dark
     colours as well as bright ones (within its rounding), and k-means fitted on bright reds does not."""
     train, val = reds(6, 0), reds(3, 1)
-    rows = unseen_palettes.palettes({"round": Rounding()}, train, val, hues=[0.0], saturations=[1.0],
-                                    brightness=[1.0, 0.5])
+    toks = {"round": Rounding()}
+    rows = unseen_palettes.palettes(toks, unseen_palettes.kmeans_baselines(toks, train), val, hues=[0.0],
+                                    saturations=[1.0], brightness=[1.0, 0.5])
     assert [r["brightness"] for r in rows] == [1.0, 0.5]
     plain, dark = rows
     # rounding to eighths: error bounded by 1/16 either way; halving the image leaves it in the same range
@@ -69,7 +72,8 @@ def test_darkened_palettes_are_scored_and_count_as_turned():
 def test_flat_swatches_show_a_tokenizer_that_cannot_decode_saturated_colours():
     """``swatches``: a colour-keeping stand-in returns every flat swatch within its rounding (CIEDE2000 small),
     k-means fitted on reds returns reds for the green and blue swatches; the decoded colour is the mean."""
-    rows = unseen_palettes.swatches({"round": Rounding()}, reds(6, 0))
+    toks = {"round": Rounding()}
+    rows = unseen_palettes.swatches(toks, unseen_palettes.kmeans_baselines(toks, reds(6, 0)))
     assert [r["colour"] for r in rows] == list(unseen_palettes.SWATCHES)
     by = {r["colour"]: r for r in rows}
     assert all(r["ciede2000"] < 6 for r in rows), [(r["colour"], r["ciede2000"]) for r in rows]
