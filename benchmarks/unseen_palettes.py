@@ -160,6 +160,9 @@ def main() -> None:
         ap.error(f"--saturations must be >= 0, got {args.saturations}")
     if any(v <= 0 or v > 1 for v in args.brightness):
         ap.error(f"--brightness must lie in (0, 1] (darker photographs), got {args.brightness}")
+    if not any((h, s, b) != (0.0, 1.0, 1.0) for h in args.hues for s in args.saturations for b in args.brightness):
+        ap.error("--hues, --saturations and --brightness give only the unturned palette (hue 0, x1, x1): "
+                 "nothing to score; add a turn, e.g. --hues 0 0.25")
     train, val = validation_images(args.experiment)
     toks = {str(p): ImageTokenizer.from_pretrained(p) for p in args.tokenizers}
     kmeans = kmeans_baselines(toks, train, args.seed)

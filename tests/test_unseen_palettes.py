@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from .conftest import benchmark
+from .conftest import REPO, benchmark
 
 unseen_palettes = benchmark("unseen_palettes")
 
@@ -81,3 +83,12 @@ def test_flat_swatches_show_a_tokenizer_that_cannot_decode_saturated_colours():
     assert by["orange"]["decoded"] == pytest.approx([1.0, 0.375, 0.0])  # rounded to eighths
     md = unseen_palettes.markdown([], [], "image_f16", 0, rows)
     assert md.count("| round |") == len(unseen_palettes.SWATCHES) and "| round | orange | (1.0, 0.4, 0.0) |" in md
+
+
+def test_only_the_unturned_palette_is_refused_before_any_work(tmp_path):
+    """Hue 0 at saturation and brightness x1 is the reference, not a turned palette: the script stops with a
+    message naming the flags instead of dividing by zero after loading and fitting."""
+    cmd = [sys.executable, "benchmarks/unseen_palettes.py", "--tokenizers", str(tmp_path / "none"), "--hues", "0",
+           "--saturations", "1"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "only the unturned palette" in proc.stderr, proc.stderr[-2000:]
