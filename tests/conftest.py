@@ -82,11 +82,12 @@ def compose():
 
 
 # ``python train.py`` (task=demo) at debug size: every stage runs and trains for real (the vocoder too), for a few
-# steps each, and validates on less (64-px held-out crops, 1.28 s clips) than the shipped recipes, whose
+# steps each, and validates on less (64-px held-out crops, 1.28 s clips; the image codebook refitted on 256 crops
+# rather than 4096) than the shipped recipes, whose
 # validation would otherwise cost more than the training. The asserts
 # are in tests/test_demo.py.
 DEMO_TINY = ["task.steps.image=20", "task.steps.audio=20", "task.steps.vocoder=20", "task.steps.lm=30",
-             "task.image=['experiment=image_small','task.baseline=false','task.val_size=64']",
+             "task.image=['experiment=image_demo','task.baseline=false','task.val_size=64','task.refit_crops=256']",
              "task.audio=['experiment=audio_debug','task.baseline=false','task.val_seconds=1.28']",
              "task.vocoder=['task=vocoder','task.val_seconds=1.28','task.examples=2']",
              "show_progress=false", "trainer.device=cpu", "task.num_workers=1"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -22,11 +23,15 @@ def _rows(run_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("MMTOK_LONG_TESTS"),
+                    reason="a 5-minute run; tests/test_image_demo.py holds the f8 claim by default: "
+                           "MMTOK_LONG_TESTS=1 pytest runs it")
 def test_image_debug_beats_kmeans_patch_baseline(compose, tmp_path):
-    """``experiment=image_debug`` (about 4 minutes on 2 cores) must beat k-means on raw 8x8 pixel patches
-    with the same codebook size on the 18 held-out sources (46 images) by at least 0.5 dB, outside the
-    run-to-run spread of a seed (measured figures: docs/images.md#colour-that-generalises). Shorter runs do not,
-    so this runs the experiment as shipped."""
+    """``experiment=image_debug`` (about 4 minutes on 2 cores, 5-6 under the suite) must beat k-means on raw 8x8
+    pixel patches with the same codebook size on the 18 held-out sources (46 images) by at least 0.5 dB, outside
+    the run-to-run spread of a seed (measured figures: docs/images.md#colour-that-generalises). Shorter runs do
+    not, so this runs the experiment as shipped. Opt-in since ``experiment=image_demo`` (the demo's f8 recipe,
+    half the time) carries the default suite's f8-beats-k-means test."""
     m = run_task(compose(["experiment=image_debug", "trainer.tensorboard=false"]), tmp_path)
     assert m["downsample"] == 8 and m["bits_per_pixel"] == m["baseline_bpp"] == 0.125
     assert m["val_psnr"] > m["baseline_psnr"] + 0.5, m
