@@ -314,7 +314,7 @@ class DemoTaskConfig(TaskConfig):
     """
 
     text: list[str] = field(default_factory=lambda: ["experiment=text_debug"])
-    image: list[str] = field(default_factory=lambda: ["experiment=image_small", "task.baseline=false"])
+    image: list[str] = field(default_factory=lambda: ["experiment=image_demo", "task.baseline=false"])
     audio: list[str] = field(default_factory=lambda: ["experiment=audio_debug", "task.baseline=false"])
     vocoder: list[str] = field(default_factory=lambda: ["task=vocoder"])
     lm: list[str] = field(default_factory=list)
