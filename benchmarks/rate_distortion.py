@@ -1,7 +1,7 @@
-"""Rate–distortion of the small image tokenizer: f8 and f16 at 256…16384 codes against k-means, JPEG and WebP.
+"""Rate–distortion of the small image tokenizers: f8 and f16 at 256…16384 codes against k-means, JPEG and WebP.
 
-Trains one tokenizer per (downsample, codebook size) with the ``experiment=image_small`` recipe
-(``tokenizer/image=tiny`` for f8, ``tiny_f16`` for f16; ``--steps`` steps each, the same for all), then scores them
+Trains one tokenizer per (downsample, codebook size) with that downsample's recipe (``experiment=image_demo``, the
+f8 recipe for short runs, and ``experiment=image_f16``; ``--steps`` steps each, the same for all), then scores them
 all in one ``task=evaluate`` call on the held-out sample photographs, where k-means on raw pixel patches (same patch
 and codes, fitted on the training photographs) and JPEG and WebP at the nearest bits per pixel run beside them.
 Each training run is its own ``train.py`` process with its own folder under ``--out``: a killed benchmark
@@ -23,28 +23,34 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from modalities.eval.rd import plot_rate_distortion
 
 REPO = Path(__file__).resolve().parents[1]
-TOKENIZERS = {8: "tiny", 16: "tiny_f16"}  # downsample -> tokenizer/image config
+RECIPES = {8: "image_demo", 16: "image_f16"}  # downsample -> experiment
 
 
-def train(f: int, k: int, steps: int, folder: Path, extra: list[str]) -> float:
-    """Trains one tokenizer into ``folder`` (skipped when it is saved there already); returns the seconds."""
+def run_seconds(folder: Path) -> float | None:
+    """The ``train_seconds`` a training run in ``folder`` logged last (``None`` when it logged none)."""
+    log = folder / "metrics.jsonl"
+    rows = log.read_text().splitlines() if log.is_file() else []
+    return next((r["train_seconds"] for r in map(json.loads, reversed(rows)) if "train_seconds" in r), None)
+
+
+def train(f: int, k: int, steps: int, folder: Path, extra: list[str]) -> float | None:
+    """Trains one tokenizer into ``folder`` (skipped when it is saved there already); returns the run's training
+    seconds, as it logged them (a saved run's too)."""
     if (folder / "tokenizer/image/config.json").is_file():
         print(f"f{f} k{k}: saved already in {folder}", flush=True)
-        return 0.0
-    cmd = [sys.executable, str(REPO / "train.py"), "experiment=image_small", f"tokenizer/image={TOKENIZERS[f]}",
-           f"quantizer.codebook_size={k}", f"trainer.max_steps={steps}", f"trainer.val_every={steps}",
+        return run_seconds(folder)
+    cmd = [sys.executable, str(REPO / "train.py"), f"experiment={RECIPES[f]}", f"quantizer.codebook_size={k}",
+           f"trainer.max_steps={steps}", f"trainer.val_every={steps}",
            "task.baseline=false", f"trainer.resume={str((folder / 'checkpoints/last.pt').is_file()).lower()}",
            f"hydra.run.dir={folder}", *extra]
     print(f"f{f} k{k}: training {steps} steps ...", flush=True)
-    t0 = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    return run_seconds(folder)
 
 
 def summarise(rows: list[dict], pairs: list[tuple[int, int]], steps: int, seconds: dict[str, float]) -> list[dict]:
@@ -100,7 +106,7 @@ def markdown(lines: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=1500, help="training steps per tokenizer (the recipe: 5000)")
-    ap.add_argument("--downsample", type=int, nargs="+", default=[8, 16], choices=sorted(TOKENIZERS))
+    ap.add_argument("--downsample", type=int, nargs="+", default=[8, 16], choices=sorted(RECIPES))
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384])
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/rate_distortion")
     ap.add_argument("--max-items", type=int, default=None, help="score only this many held-out images (a quick look)")
