@@ -25,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from modalities.data.runlog import MetricsLog
 from modalities.eval.rd import plot_rate_distortion
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +34,7 @@ RECIPES = {8: "image_demo", 16: "image_f16"}  # downsample -> experiment
 
 def run_seconds(folder: Path) -> float | None:
     """The ``train_seconds`` a training run in ``folder`` logged last (``None`` when it logged none)."""
-    log = folder / "metrics.jsonl"
-    rows = log.read_text().splitlines() if log.is_file() else []
-    return next((r["train_seconds"] for r in map(json.loads, reversed(rows)) if "train_seconds" in r), None)
+    return next((r["train_seconds"] for r in reversed(MetricsLog(folder).read()) if "train_seconds" in r), None)
 
 
 def train(f: int, k: int, steps: int, folder: Path, extra: list[str]) -> float | None:

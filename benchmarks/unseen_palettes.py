@@ -105,12 +105,15 @@ def swatches(toks: dict[str, ImageTokenizer], kmeans: dict) -> list[dict]:
     return rows
 
 
+UNTURNED = (0.0, 1.0, 1.0)  # (hue turn, saturation, brightness) of the photographs as they are: the reference
+
+
 def summarise(rows: list[dict]) -> list[dict]:
     """Per tokenizer, the means over the turned palettes (every row but hue 0 at saturation and brightness x1)."""
     out = []
     for name in dict.fromkeys(r["tokenizer"] for r in rows):
         mine = [r for r in rows if r["tokenizer"] == name
-                and (r["hue"], r["saturation"], r.get("brightness", 1.0)) != (0.0, 1.0, 1.0)]
+                and (r["hue"], r["saturation"], r.get("brightness", 1.0)) != UNTURNED]
         out.append({"tokenizer": name, **{k: sum(r[k] for r in mine) / len(mine) for k in
                                           ("psnr", "kmeans_psnr", "margin_db", "ciede2000", "kmeans_ciede2000")}})
     return out
@@ -160,7 +163,7 @@ def main() -> None:
         ap.error(f"--saturations must be >= 0, got {args.saturations}")
     if any(v <= 0 or v > 1 for v in args.brightness):
         ap.error(f"--brightness must lie in (0, 1] (darker photographs), got {args.brightness}")
-    if not any((h, s, b) != (0.0, 1.0, 1.0) for h in args.hues for s in args.saturations for b in args.brightness):
+    if not any((h, s, b) != UNTURNED for h in args.hues for s in args.saturations for b in args.brightness):
         ap.error("--hues, --saturations and --brightness give only the unturned palette (hue 0, x1, x1): "
                  "nothing to score; add a turn, e.g. --hues 0 0.25")
     train, val = validation_images(args.experiment)
