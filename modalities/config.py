@@ -151,6 +151,8 @@ class AudioTaskConfig(TaskConfig):
         val_fraction: share of the sources held out for validation with all their files (modalities.data.sources).
         val_seconds: held-out files are cut to at most this long (whole tokens).
         baseline: also fit residual k-means on raw mel frames at the same bits per second.
+        augment: per-crop augmentation of the training speech, as ``task=vocoder``'s
+            (:class:`~modalities.data.speech_augment.AugmentConfig`; folder input only). Default: off.
     """
 
     batch_size: int = 8
@@ -158,6 +160,7 @@ class AudioTaskConfig(TaskConfig):
     val_fraction: float = 0.15
     val_seconds: float = 4.0
     baseline: bool = True
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass

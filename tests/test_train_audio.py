@@ -39,6 +39,19 @@ def test_spectrogram_task_writes_metrics_wavs_and_tokenizer(compose, tmp_path):
     assert tok.num_codebooks == 2 and tok.encode(torch.zeros(1, 1, 1280), sample_rate=16000).shape == (1, 2, 2)
 
 
+def test_spectrogram_task_augments_its_training_speech_when_asked(compose, tmp_path, samples):
+    """``task.augment`` (off by default) is task=vocoder's per-crop augmentation: speed 0.1 trains; a bad value
+    and tar-shard input are refused, naming the setting."""
+    assert not compose(["experiment=audio_small"]).task.augment.speed  # the recipes as measured: no augmentation
+    m = run_task(compose([*FAST, "trainer.max_steps=2", "trainer.val_every=2", "task.augment.speed=0.1",
+                          "task.augment.gain_db=6"]), tmp_path)
+    assert m["steps"] == 2 and m["val_mel_l1_db"] > 0
+    with pytest.raises(ValueError, match=r"augment.speed must be in \[0, 0.5\)"):
+        run_task(compose([*FAST, "task.augment.speed=0.7"]), tmp_path / "bad")
+    with pytest.raises(ValueError, match="task.augment works on a folder of audio"):
+        run_task(compose([*FAST, "task.augment.speed=0.1", f"data.audio={samples}/audio/none-*.tar"]), tmp_path / "t")
+
+
 def test_audio_debug_dead_code_threshold_follows_the_batch(compose):
     """8 clips of 1.28 s at 25 tokens/s are 256 vectors a batch for 256 codes: an average usage of 1, below the
     library's absolute threshold of 2, so the recipe sets the threshold to a tenth of the average instead."""

@@ -18,7 +18,8 @@ from ..audio import SpectrogramTokenizer
 from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
 from ..data.sources import collections_of
-from ..data.tars import AudioCrop
+from ..data.speech_augment import AugmentedCrops
+from ..data.tars import AudioCrop, is_tar_spec
 from ..data.waveform import AudioInputConfig, prepare_audio
 from ..eval.audio_eval import spectrogram_metrics
 from ..eval.baselines import kmeans_mel_baseline
@@ -62,6 +63,10 @@ BASELINE_TAR_CLIPS = 64  # training clips the k-means baseline is fitted on with
 def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     """Trains, validates and saves to ``out_dir/tokenizer/audio``; returns the final metrics
     (under ``torchrun``: see :func:`.vq.ddp_task`)."""
+    augment = OmegaConf.to_object(cfg.task.augment)  # AugmentConfig: its checks ran
+    if augment.active and is_tar_spec(cfg.data.audio):
+        raise ValueError(f"task.augment works on a folder of audio, not on tar shards (data.audio={cfg.data.audio}): "
+                         "set task.augment.* to 0 or give a folder")
     tars = tar_input(cfg, "audio", "audio", AUDIO_SUFFIXES)
     if tars is None:
         folder, train_files, val_files = media_split(cfg, "audio", "audio", AUDIO_SUFFIXES)
@@ -78,7 +83,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         log.info("audio_spectrogram task: %d training files, %d held out (%s); %g tokens/s, %g bits/s",
                  len(train_files), len(val_files), ", ".join(p.name for p in val_files), tok.frame_rate,
                  tok.bits_per_second)
-        data = AudioCrops(train_waves, crop)
+        data = AugmentedCrops(train_waves, crop, augment, sr) if augment.active else AudioCrops(train_waves, crop)
         counts = {"train_files": len(train_files), "val_files": len(val_files)}
         groups = collections_of(val_files, folder)  # validation also reports each collection's means
     else:  # held-out clips shorter than one token are skipped with a warning
