@@ -275,7 +275,7 @@ class DemoSteps:
 
     image: int = 1000
     audio: int = 1000
-    vocoder: int = 2000
+    vocoder: int = 3000
     lm: int = 600
 
 
@@ -319,7 +319,7 @@ class DemoTaskConfig(TaskConfig):
     text: list[str] = field(default_factory=lambda: ["experiment=text_debug"])
     image: list[str] = field(default_factory=lambda: ["experiment=image_demo", "task.baseline=false"])
     audio: list[str] = field(default_factory=lambda: ["experiment=audio_debug", "task.baseline=false"])
-    vocoder: list[str] = field(default_factory=lambda: ["task=vocoder", "task.crop_seconds=0.5"])
+    vocoder: list[str] = field(default_factory=lambda: ["task=vocoder", "task.crop_seconds=0.5", "task.lr=2.0e-3"])
     lm: list[str] = field(default_factory=list)
     steps: DemoSteps = field(default_factory=DemoSteps)
     image_size: int = 128

@@ -89,7 +89,7 @@ def compose():
 DEMO_TINY = ["task.steps.image=20", "task.steps.audio=20", "task.steps.vocoder=20", "task.steps.lm=30",
              "task.image=['experiment=image_demo','task.baseline=false','task.val_size=64','task.refit_crops=256']",
              "task.audio=['experiment=audio_debug','task.baseline=false','task.val_seconds=1.28']",
-             "task.vocoder=['task=vocoder','task.crop_seconds=0.5','task.val_seconds=1.28','task.examples=2']",
+             "task.vocoder=['task=vocoder','task.crop_seconds=0.5','task.lr=2.0e-3','task.val_seconds=1.28','task.examples=2']",
              "show_progress=false", "trainer.device=cpu", "task.num_workers=1"]
 
 

@@ -83,3 +83,16 @@ def test_demo_with_pretrained_tokenizers(compose, tmp_path, samples):
     assert Image.open(tmp_path / "run" / "report" / "generated_image.png").size == (32, 32)
     info = sf.info(tmp_path / "run" / "report" / "generated_speech.wav")
     assert info.samplerate == 24000 and abs(info.duration - 3.0) < 0.05
+
+
+def test_demo_config_defaults_mirror_the_yaml(compose):
+    """``DemoTaskConfig``'s defaults (what code building the config gets) are ``conf/task/demo.yaml``'s stages and
+    steps (what ``python train.py`` runs): the two drifted once."""
+    from dataclasses import asdict
+
+    from modalities.config import DemoTaskConfig
+
+    yaml, code = compose(["task=demo"]).task, DemoTaskConfig()
+    for stage in ("text", "image", "audio", "vocoder"):
+        assert list(yaml[stage]) == getattr(code, stage), stage
+    assert dict(yaml.steps) == asdict(code.steps) and yaml.steps.vocoder == 3000
