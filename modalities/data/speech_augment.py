@@ -18,7 +18,7 @@ from torch.utils.data import Dataset
 
 from .datasets import AudioCrops
 
-__all__ = ["AugmentConfig", "AugmentedCrops", "SpeechAugment"]
+__all__ = ["AugmentConfig", "AugmentedCrops", "SpeechAugment", "training_crops"]
 
 
 @dataclass
@@ -103,3 +103,9 @@ class AugmentedCrops(Dataset):
     def __getitem__(self, idx: int) -> torch.Tensor:
         w = self.augment(self.crops[idx])[: self.crop]
         return torch.nn.functional.pad(w, (0, self.crop - len(w)))
+
+
+def training_crops(waves: list[torch.Tensor], crop: int, cfg: AugmentConfig, sample_rate: int) -> Dataset:
+    """Random ``crop``-sample crops of ``waves`` (items ``float[crop]``): :class:`AugmentedCrops` when ``cfg`` turns
+    any step on, else plain :class:`AudioCrops`. What ``task=vocoder`` and ``task=audio_spectrogram`` train on."""
+    return AugmentedCrops(waves, crop, cfg, sample_rate) if cfg.active else AudioCrops(waves, crop)

@@ -15,10 +15,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ..audio import SpectrogramTokenizer
-from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
 from ..data.sources import collections_of
-from ..data.speech_augment import AugmentedCrops
+from ..data.speech_augment import training_crops
 from ..data.tars import AudioCrop, is_tar_spec
 from ..data.waveform import AudioInputConfig, prepare_audio
 from ..eval.audio_eval import spectrogram_metrics
@@ -83,7 +82,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         log.info("audio_spectrogram task: %d training files, %d held out (%s); %g tokens/s, %g bits/s",
                  len(train_files), len(val_files), ", ".join(p.name for p in val_files), tok.frame_rate,
                  tok.bits_per_second)
-        data = AugmentedCrops(train_waves, crop, augment, sr) if augment.active else AudioCrops(train_waves, crop)
+        data = training_crops(train_waves, crop, augment, sr)
         counts = {"train_files": len(train_files), "val_files": len(val_files)}
         groups = collections_of(val_files, folder)  # validation also reports each collection's means
     else:  # held-out clips shorter than one token are skipped with a warning

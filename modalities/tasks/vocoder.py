@@ -37,11 +37,10 @@ from models.melspec import LogMel
 from models.vocoder import MelVocoder
 
 from ..audio import SpectrogramTokenizer, save_vocoder
-from ..data.datasets import AudioCrops
 from ..data.io import AUDIO_SUFFIXES
 from ..data.runlog import MetricsLog
 from ..data.sources import collections_of
-from ..data.speech_augment import AugmentedCrops
+from ..data.speech_augment import training_crops
 from ..eval.audio_eval import save_wav
 from ..eval.collection_scores import collection_means
 from ..training.vocoder_trainer import VocoderTrainer
@@ -154,7 +153,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
              tr.max_steps)
     trainer = VocoderTrainer(model, tr, out_dir, frontend, OmegaConf.to_object(t.loss))
     augment = OmegaConf.to_object(t.augment)  # AugmentConfig: its checks ran
-    data = AugmentedCrops(train_waves, crop, augment, sr) if augment.active else AudioCrops(train_waves, crop)
+    data = training_crops(train_waves, crop, augment, sr)
     trainer, result = train_vq(cfg, out_dir, model, data, val_waves, trainer=trainer)
 
     vocoder = trainer.export_model.cpu().eval()
