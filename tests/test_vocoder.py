@@ -271,6 +271,7 @@ def test_demo_vocoder_beats_griffin_lim_on_heldout_speech(compose, tmp_path):
     assert m["heldout_vocoder_pesq"] > m["heldout_griffin_lim_pesq"] + 0.1, m
     assert m["heldout_vocoder_stoi"] > m["heldout_griffin_lim_stoi"] + 0.005, m
     assert m["heldout_vocoder_mel_l1_db"] < m["heldout_griffin_lim_mel_l1_db"], m
+    assert m["heldout_klettres_vocoder_stoi"] > m["heldout_klettres_griffin_lim_stoi"] + 0.005, m  # as the test before
     for c in ("klettres", "ktuberling", "transcripts"):
         for metric in ("pesq", "stoi"):
             assert m[f"heldout_{c}_vocoder_{metric}"] > m[f"heldout_{c}_griffin_lim_{metric}"], (c, metric, m)
