@@ -274,9 +274,9 @@ class DemoSteps:
     """Training steps of the demo's stages (each overrides that stage's ``trainer.max_steps``)."""
 
     image: int = 1000
-    audio: int = 1000
+    audio: int = 600
     vocoder: int = 3000
-    lm: int = 600
+    lm: int = 300
 
 
 @dataclass

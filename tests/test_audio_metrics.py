@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from modalities.data.io import load_audio
 from modalities.eval.audio_metrics import audio_metrics, mel_distance, pesq_wb, si_sdr, stft_distance, stoi
@@ -78,3 +80,27 @@ def test_clear_errors(clip):
         mel_distance(wave, wave, 0)
     with pytest.raises(ValueError, match="mono"):
         si_sdr(torch.stack([wave, wave]), torch.stack([wave, wave]))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16), length=st.integers(1100, 6000), grad=st.booleans())
+def test_magnitude_stft_loss_equals_auraloss(seed, length, grad):
+    """The phase-free multi-resolution STFT loss (modalities/eval/stft_loss.py) gives auraloss' values and
+    gradients, at its defaults and at the vocoder's resolutions."""
+    import auraloss
+
+    from modalities.eval.stft_loss import MagnitudeSTFTLoss, multi_resolution_stft_loss
+
+    g = torch.Generator().manual_seed(seed)
+    x, y = torch.randn(2, 1, length, generator=g), torch.randn(2, 1, length, generator=g)
+    for kwargs in ({}, {"fft_sizes": [256, 512, 1024], "hop_sizes": [64, 128, 256], "win_lengths": [256, 512, 1024]}):
+        ours, theirs = multi_resolution_stft_loss(**kwargs), auraloss.freq.MultiResolutionSTFTLoss(**kwargs)
+        assert all(type(m) is MagnitudeSTFTLoss for m in ours.stft_losses)
+        a, b = x.clone().requires_grad_(grad), x.clone().requires_grad_(grad)
+        la, lb = ours(a, y), theirs(b, y)
+        assert torch.equal(la, lb)
+        if grad:
+            la.backward()
+            lb.backward()
+            assert torch.equal(a.grad, b.grad)
+    assert multi_resolution_stft_loss(w_phs=1.0)(x, y) == auraloss.freq.MultiResolutionSTFTLoss(w_phs=1.0)(x, y)

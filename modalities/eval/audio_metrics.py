@@ -143,13 +143,13 @@ def mel_distance(pred: torch.Tensor, target: torch.Tensor, sample_rate: int) -> 
 
 def stft_distance(pred: torch.Tensor, target: torch.Tensor) -> float:
     """Multi-resolution STFT distance (``auraloss``, defaults) of ``pred[T]`` and ``target[T]``; needs >= 1025 samples."""
-    from auraloss.freq import MultiResolutionSTFTLoss
+    from .stft_loss import multi_resolution_stft_loss
 
     p, t = _pair(pred, target, "stft_distance")
     if len(t) <= 1024:
         raise ValueError(f"stft_distance: clip too short ({len(t)} samples); the 2048-point STFT needs > 1024")
     with torch.no_grad():
-        return float(MultiResolutionSTFTLoss()(p[None, None], t[None, None]))
+        return float(multi_resolution_stft_loss()(p[None, None], t[None, None]))
 
 
 def audio_metrics(pred: torch.Tensor, target: torch.Tensor, sample_rate: int) -> dict[str, float]:

@@ -66,7 +66,7 @@ class VocoderTrainer(VQTrainer):
 
     def __init__(self, model: MelVocoder, cfg: TrainerConfig, out_dir: str | Path, frontend: LogMel,
                  loss: VocoderLossConfig | None = None) -> None:
-        import auraloss
+        from ..eval.stft_loss import multi_resolution_stft_loss
 
         # the base class would build an image PatchGAN (and a VGG loss): ours are built below
         super().__init__(model, replace(cfg, disc_start=-1, perceptual_weights=None), out_dir)
@@ -78,8 +78,8 @@ class VocoderTrainer(VQTrainer):
             raise ValueError("the vocoder and the front end it is trained with have different mel settings")
         self.frontend = frontend.to(self.device)
         sizes = list(loss.fft_sizes)
-        self.stft_loss = auraloss.freq.MultiResolutionSTFTLoss(fft_sizes=sizes, hop_sizes=[n // 4 for n in sizes],
-                                                               win_lengths=sizes).to(self.device)
+        self.stft_loss = multi_resolution_stft_loss(fft_sizes=sizes, hop_sizes=[n // 4 for n in sizes],
+                                                    win_lengths=sizes).to(self.device)
         if cfg.disc_start >= 0:
             self.disc = VocoderDiscriminator(tuple(loss.disc_periods), tuple(loss.disc_resolutions),
                                              loss.disc_channels).to(self.device)
