@@ -271,7 +271,9 @@ class PackTaskConfig(TaskConfig):
 
 @dataclass
 class DemoSteps:
-    """Training steps of the demo's stages (each overrides that stage's ``trainer.max_steps``)."""
+    """Training steps of the demo's stages (each overrides that stage's ``trainer.max_steps``, the vocoder's
+    ``task.max_steps``; the tokenizer and vocoder stages also validate only at that step:
+    :func:`modalities.tasks.demo.steps_overrides`)."""
 
     image: int = 1000
     audio: int = 600
