@@ -55,7 +55,7 @@ def _tokenizer(runs: Path, stage: str) -> Path:
 
 
 def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None, opus: float, runs: Path,
-             extra: list[str]) -> dict:
+             extra: list[str], decoded_share: float = 0.0) -> dict:
     """Every stage of one seed; returns its row (bits/s, scores per decoding and collection, Opus)."""
     base = base_config("audio_small", extra, seed)  # every stage takes its data.* (a --set data.audio=DIR too) and seed
     common = [f"seed={seed}", f"+task.split={split}"]
@@ -70,13 +70,16 @@ def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None
            "debug_validation": {k: debug[k] for k in ("val_mel_l1_db", "val_pesq", "val_stoi") if k in debug}}
     if split == "validation":
         return row
-    voc_over = ["task=vocoder", f"seed={seed}", *([f"task.max_steps={vocoder_steps}"] if vocoder_steps else [])]
-    voc_name, ev_name = f"vocoder_s{seed}_{vocoder_steps or 'full'}", f"evaluate_s{seed}_{vocoder_steps or 'full'}"
+    voc_over = ["task=vocoder", f"seed={seed}", f"task.decoded_share={decoded_share}",
+                *([f"task.max_steps={vocoder_steps}"] if vocoder_steps else [])]
+    label = f"{vocoder_steps or 'full'}" + (f"_decoded{decoded_share:g}" if decoded_share else "")
+    voc_name, ev_name = f"vocoder_s{seed}_{label}", f"evaluate_s{seed}_{label}"
     voc = run_stage(base, runs, voc_name, [*voc_over, f"task.tokenizer={_tokenizer(runs, small_name)}"])
     voc_debug = run_stage(base, runs, f"{voc_name}_debug", [
         *voc_over, f"task.tokenizer={_tokenizer(runs, debug_name)}",
         f"trainer.resume_from={runs / voc_name / 'checkpoints' / 'last.pt'}"])
     cols = _collections(voc)
+    row["decoded_share"] = decoded_share
     row["collections"] = {c: voc[f"heldout_{c}_clips"] for c in cols}
     row["small"] = {d: _scores(voc, d, cols) for d in DECODINGS}
     row["debug"] = {d: _scores(voc_debug, d, cols) for d in ("tokens_vocoder", "tokens_griffin_lim")}
@@ -104,6 +107,9 @@ def markdown(rows: list[dict]) -> str:
         if "small" not in r:
             continue
         cols = ["all", *r["collections"]]
+        if r.get("decoded_share"):
+            lines += [f"The vocoder trained with `task.decoded_share={r['decoded_share']:g}` (that share of each batch "
+                      "vocoded from audio_small's decoded mel).", ""]
         lines += ["| decoding | " + " | ".join(f"{c} ({r['collections'].get(c, '')} clips) PESQ / STOI" if c != "all"
                                                  else "all PESQ / STOI" for c in cols) + " |",
                   "|---|" + "---|" * len(cols)]
@@ -126,7 +132,10 @@ def main() -> None:
     ap.add_argument("--split", choices=["heldout", "validation"], default="heldout")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
     ap.add_argument("--steps", type=int, default=None, help="audio_small's trainer.max_steps (default: the recipe's)")
-    ap.add_argument("--vocoder-steps", type=int, default=None, help="task.max_steps of the vocoder (default: 2000)")
+    ap.add_argument("--vocoder-steps", type=int, default=None, help="task.max_steps of the vocoder (default: task=vocoder's, 4000)")
+    ap.add_argument("--decoded-share", type=float, default=0.0,
+                    help="the vocoder's task.decoded_share: share of its training batches vocoded from audio_small's "
+                         "decoded mel")
     ap.add_argument("--opus", type=float, default=6000.0, help="Opus bits/s (6000: about its lowest for speech)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more overrides of audio_small's run")
     ap.add_argument("--runs", type=Path, default=Path("benchmarks/results/audio_runs"))
@@ -134,8 +143,8 @@ def main() -> None:
     ap.add_argument("--figure", type=Path, default=Path("benchmarks/figures/audio_small_stoi.png"),
                     help="where the first seed's STOI-against-rate plot is copied (docs/audio.md shows it)")
     args = ap.parse_args()
-    rows = [run_seed(s, args.split, args.steps, args.vocoder_steps, args.opus, args.runs.resolve(), args.set)
-            for s in args.seeds]
+    rows = [run_seed(s, args.split, args.steps, args.vocoder_steps, args.opus, args.runs.resolve(), args.set,
+                     args.decoded_share) for s in args.seeds]
     table = markdown(rows)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

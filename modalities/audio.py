@@ -211,6 +211,19 @@ class SpectrogramTokenizer(VQTokenizer):
         """Log-mel spectrogram in decibels ``float[B, n_mels, T' * downsample]``; raises on out-of-range codes."""
         return self.frontend.to_db(self._decode_norm(codes))[:, 0]
 
+    @torch.no_grad()
+    def reconstruct_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """What the tokens keep of a normalised log-mel: ``float[B, 1, n_mels, F]`` -> encoded, quantised and
+        decoded, the same shape. ``F`` need not be whole tokens: the end is padded with silence (0) to
+        ``downsample`` frames for the encoder and cut off again. The vocoder's ``task.decoded_share`` trains on
+        it, so the vocoder learns the mels it will be given at decode time."""
+        if mel.dim() != 4 or mel.shape[1] != 1:
+            raise ValueError(f"reconstruct_mel expects a normalised log-mel [B, 1, n_mels, F], got {tuple(mel.shape)}")
+        frames = mel.shape[-1]
+        x = torch.nn.functional.pad(mel.to(self.device).float(), (0, -frames % self.downsample))
+        out = self.model.decode(self.model.encode(x * 2 - 1))
+        return ((out.float() + 1) / 2).clamp(0, 1)[..., :frames]
+
     def _decode_norm(self, codes: torch.Tensor) -> torch.Tensor:
         out = self.model.decode(model_codes(codes, self.num_codebooks).to(self.device))
         return ((out.float() + 1) / 2).clamp(0, 1)

@@ -199,6 +199,9 @@ class VocoderTaskConfig(TaskConfig):
         augment: per-crop augmentation of the training speech (speed, level, telephone band, noise, reverb;
             :class:`~modalities.data.speech_augment.AugmentConfig`). Default: speed and pitch in ``1 ± 0.1``
             only, chosen on the validation split and checked on held-out voices (``docs/audio.md``).
+        decoded_share: share of each training batch whose vocoder input is ``task.tokenizer``'s reconstruction of
+            the mel (its tokens, decoded) rather than the true mel; the targets stay the true speech, so the vocoder
+            learns to fill in what the tokens lose. ``0``: true mels only. Needs ``task.tokenizer``.
     """
 
     tokenizer: Optional[str] = None  # noqa: UP045
@@ -213,6 +216,7 @@ class VocoderTaskConfig(TaskConfig):
     model: VocoderConfig = field(default_factory=VocoderConfig)
     loss: VocoderLossConfig = field(default_factory=VocoderLossConfig)
     augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(speed=0.1))
+    decoded_share: float = 0.0
 
 
 @dataclass

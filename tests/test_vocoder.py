@@ -241,8 +241,8 @@ def test_task_with_a_tokenizer_saves_it_with_the_vocoder(compose, tmp_path):
     torch.manual_seed(0)
     path = SpectrogramTokenizer.from_configs(TINY_AE, VQ, MelConfig(griffin_lim_iters=4)).save_pretrained(
         tmp_path / "tok")
-    m = run_task(compose([*DEBUG, f"task.tokenizer={path}", "task.max_steps=10", "trainer.disc_start=5"]),
-                 tmp_path / "run")
+    m = run_task(compose([*DEBUG, f"task.tokenizer={path}", "task.max_steps=10", "trainer.disc_start=5",
+                          "task.decoded_share=0.5"]), tmp_path / "run")
     for metric in ("pesq", "stoi", "mel_l1_db"):
         assert f"heldout_tokens_vocoder_{metric}" in m and f"heldout_tokens_griffin_lim_{metric}" in m
     assert m["griffin_lim_iters"] == 4
@@ -252,6 +252,42 @@ def test_task_with_a_tokenizer_saves_it_with_the_vocoder(compose, tmp_path):
     assert tok.decode(torch.zeros(1, 1, 3, dtype=torch.long)).shape == (1, 3 * tok.samples_per_token)
     with pytest.raises(ValueError, match="pretrained codec"):
         run_task(compose([*DEBUG, "tokenizer/audio=encodec", "tokenizer.audio.path=/nowhere"]), tmp_path / "bad")
+    with pytest.raises(ValueError, match=r"task.decoded_share=0.5 .*set task.tokenizer"):
+        run_task(compose([*DEBUG, "task.decoded_share=0.5"]), tmp_path / "no_tokenizer")
+
+
+@settings(max_examples=15, deadline=None)
+@given(frames=st.integers(1, 40), batch=st.integers(1, 3))
+def test_reconstruct_mel_is_the_decoded_tokens_for_any_length(frames, batch):
+    """``reconstruct_mel`` keeps the shape of any mel (whole tokens or not) and, for a batch of waveforms of whole
+    tokens, equals ``decode_mel(encode(wave))`` normalised."""
+    tok = _tok(vocoder=False)
+    mel = torch.rand(batch, 1, MEL.n_mels, frames)
+    out = tok.reconstruct_mel(mel)
+    assert out.shape == mel.shape and out.min() >= 0 and out.max() <= 1
+    wave = torch.randn(batch, 1, 8 * tok.samples_per_token) * 0.1  # [B, channels, T]: B clips, not B channels
+    db = tok.decode_mel(tok.encode(wave, sample_rate=MEL.sample_rate))
+    want = ((db - MEL.min_db) / (MEL.max_db - MEL.min_db))[:, None]
+    assert torch.allclose(tok.reconstruct_mel(tok.mel(wave[:, 0])), want, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[B, 1, n_mels, F\], got \(2, 32, 5\)"):
+        tok.reconstruct_mel(torch.rand(2, MEL.n_mels, 5))
+
+
+def test_vocoder_input_swaps_the_first_share_of_a_batch(tmp_path):
+    from modalities.training.trainer import TrainerConfig
+
+    mel = torch.rand(8, 1, MEL.n_mels, 12)
+    trainer = VocoderTrainer(MelVocoder(SMALL, MEL), TrainerConfig(device="cpu"), tmp_path, LogMel(MEL),
+                             reconstruct=lambda m: m * 0 - 1, decoded_share=0.3)
+    got = trainer.vocoder_input(mel)
+    assert torch.equal(got[:2], torch.full_like(mel[:2], -1)) and torch.equal(got[2:], mel[2:])  # round(8 * 0.3)
+    trainer.decoded_share = 0.0
+    assert trainer.vocoder_input(mel) is mel
+    with pytest.raises(ValueError, match=r"in \[0, 1\], got 1.5"):
+        VocoderTrainer(MelVocoder(SMALL, MEL), TrainerConfig(device="cpu"), tmp_path, LogMel(MEL),
+                       reconstruct=lambda m: m, decoded_share=1.5)
+    with pytest.raises(ValueError, match="set task.tokenizer"):
+        VocoderTrainer(MelVocoder(SMALL, MEL), TrainerConfig(device="cpu"), tmp_path, LogMel(MEL), decoded_share=0.5)
 
 
 @pytest.mark.slow

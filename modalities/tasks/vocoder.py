@@ -151,12 +151,20 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     log.info("vocoder task: %d training files, %d held out; %s parameters; mel hop %d, n_fft %d; %d steps",
              len(train_files), len(val_files), f"{sum(p.numel() for p in model.parameters()):,}", hop, model.n_fft,
              tr.max_steps)
-    trainer = VocoderTrainer(model, tr, out_dir, frontend, OmegaConf.to_object(t.loss))
+    if t.decoded_share and tok is None:
+        raise ValueError(f"task.decoded_share={t.decoded_share} trains on a tokenizer's decoded mels: set "
+                         "task.tokenizer=<saved spectrogram tokenizer folder>")
+    trainer = VocoderTrainer(model, tr, out_dir, frontend, OmegaConf.to_object(t.loss),
+                             tok.reconstruct_mel if tok is not None else None, t.decoded_share)
+    if tok is not None:
+        tok.to(trainer.device)  # reconstruct_mel runs where the training batches are
     augment = OmegaConf.to_object(t.augment)  # AugmentConfig: its checks ran
     data = training_crops(train_waves, crop, augment, sr)
     trainer, result = train_vq(cfg, out_dir, model, data, val_waves, trainer=trainer)
 
     vocoder = trainer.export_model.cpu().eval()
+    if tok is not None:
+        tok.to("cpu")
     frontend = frontend.cpu()
     metrics = {"task": "vocoder", "parameters": sum(p.numel() for p in vocoder.parameters()),
                "train_files": len(train_files), "val_files": len(val_files), "mel_hop": hop, "n_fft": vocoder.n_fft,

@@ -4,7 +4,8 @@
 what every trainer here shares (optimiser, schedule, EMA, atomic resumable
 checkpoints with random states, ``metrics.jsonl`` and TensorBoard, ``fit``) and
 replaces the step and the validation: a batch of waveforms ``[B, T]`` becomes
-its log-mel through the tokenizer's own front end, the vocoder turns it back
+its log-mel through the tokenizer's own front end (for a share of the batch,
+optionally, what the tokenizer's tokens keep of it), the vocoder turns it back
 into samples, and the loss is multi-resolution STFT (``auraloss``) plus log-mel
 L1, with optional multi-period / multi-resolution discriminators (hinge or
 LSGAN, plus feature matching) from ``trainer.disc_start``.
@@ -12,6 +13,7 @@ LSGAN, plus feature matching) from ``trainer.disc_start``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -62,10 +64,16 @@ class VocoderTrainer(VQTrainer):
         out_dir: the run directory.
         frontend: the log-mel front end the vocoder inverts (the tokenizer's).
         loss: the loss weights.
+        reconstruct: normalised log-mel ``[B, 1, n_mels, F]`` -> the tokenizer's reconstruction of it, same
+            shape (:meth:`modalities.audio.SpectrogramTokenizer.reconstruct_mel`); needed for ``decoded_share``.
+        decoded_share: share of each batch (rounded to whole crops, the first ones) whose vocoder input is the
+            reconstruction instead of the true mel; the targets stay the true waveform and mel.
     """
 
     def __init__(self, model: MelVocoder, cfg: TrainerConfig, out_dir: str | Path, frontend: LogMel,
-                 loss: VocoderLossConfig | None = None) -> None:
+                 loss: VocoderLossConfig | None = None,
+                 reconstruct: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 decoded_share: float = 0.0) -> None:
         from ..eval.stft_loss import multi_resolution_stft_loss
 
         # the base class would build an image PatchGAN (and a VGG loss): ours are built below
@@ -76,6 +84,12 @@ class VocoderTrainer(VQTrainer):
             raise ValueError(f"task.loss.gan must be 'hinge' or 'lsgan', got {loss.gan!r}")
         if model.mel_cfg != frontend.cfg:
             raise ValueError("the vocoder and the front end it is trained with have different mel settings")
+        if not 0.0 <= decoded_share <= 1.0:
+            raise ValueError(f"task.decoded_share must be in [0, 1], got {decoded_share}")
+        if decoded_share > 0 and reconstruct is None:
+            raise ValueError(f"task.decoded_share={decoded_share} trains on a tokenizer's decoded mels: "
+                             "set task.tokenizer to a saved spectrogram tokenizer")
+        self.reconstruct, self.decoded_share = reconstruct, decoded_share
         self.frontend = frontend.to(self.device)
         sizes = list(loss.fft_sizes)
         self.stft_loss = multi_resolution_stft_loss(fft_sizes=sizes, hop_sizes=[n // 4 for n in sizes],
@@ -91,6 +105,15 @@ class VocoderTrainer(VQTrainer):
         return {"stft": lc.stft_weight * self.stft_loss(out[:, None], wave[:, None]),
                 "mel": lc.mel_weight * (self.frontend(out) - mel).abs().mean()}
 
+    @torch.no_grad()
+    def vocoder_input(self, mel: torch.Tensor) -> torch.Tensor:
+        """The vocoder's input for a batch of true mels ``[B, 1, n_mels, F]``: the first
+        ``round(B * decoded_share)`` replaced by the tokenizer's reconstruction."""
+        n = round(mel.shape[0] * self.decoded_share)
+        if n == 0:
+            return mel
+        return torch.cat([self.reconstruct(mel[:n]).to(mel), mel[n:]])
+
     def train_step(self, batch: torch.Tensor) -> dict[str, float]:
         """One optimiser step (and one discriminator step once the GAN is on) on waveforms ``batch[B, T]``."""
         self.model.train()
@@ -99,7 +122,7 @@ class VocoderTrainer(VQTrainer):
             mel = self.frontend(wave)
         use_disc = self.disc is not None and self.step >= self.cfg.disc_start
         with self._ctx():
-            out = self.forward(mel).wave.float()
+            out = self.forward(self.vocoder_input(mel)).wave.float()
         losses = self.losses(wave, mel, out)
         if use_disc:
             self.disc.requires_grad_(False)
