@@ -303,9 +303,11 @@ def test_demo_vocoder_beats_griffin_lim_on_heldout_speech(compose, tmp_path):
     (the same code, seed 0; CPU arithmetic differs between machines) scored 1.82 / 0.908, KLettres 1.80 / 0.889,
     and ktuberling PESQ 1.59 against Griffin-Lim's 1.64 (STOI 0.879 against 0.868), so ktuberling's PESQ is not
     held to a win. Runs by default: it is the one test behind "the vocoder beats Griffin-Lim"."""
-    demo = compose(["task=demo"]).task
-    m = run_task(compose([*demo.vocoder, f"task.max_steps={demo.steps.vocoder}", "trainer.tensorboard=false"]),
-                 tmp_path)
+    from modalities.tasks.demo import steps_overrides
+
+    demo = compose(["task=demo"]).task  # exactly the demo's stage: its steps and one validation, at the end
+    m = run_task(compose([*demo.vocoder, *steps_overrides("task.max_steps", demo.steps.vocoder),
+                          "trainer.tensorboard=false"]), tmp_path)
     assert m["steps"] == 3000
     assert m["heldout_vocoder_pesq"] > m["heldout_griffin_lim_pesq"] + 0.1, m
     assert m["heldout_vocoder_stoi"] > m["heldout_griffin_lim_stoi"] + 0.005, m
