@@ -70,8 +70,8 @@ def run_seed(seed: int, split: str, steps: int | None, vocoder_steps: int | None
            "debug_validation": {k: debug[k] for k in ("val_mel_l1_db", "val_pesq", "val_stoi") if k in debug}}
     if split == "validation":
         return row
-    voc_over = ["task=vocoder", f"seed={seed}", f"task.decoded_share={decoded_share}",
-                *([f"task.max_steps={vocoder_steps}"] if vocoder_steps else [])]
+    voc_over = ["task=vocoder", f"seed={seed}", *([f"task.max_steps={vocoder_steps}"] if vocoder_steps else []),
+                *([f"task.decoded_share={decoded_share}"] if decoded_share else [])]  # runs named before it are reused
     label = f"{vocoder_steps or 'full'}" + (f"_decoded{decoded_share:g}" if decoded_share else "")
     voc_name, ev_name = f"vocoder_s{seed}_{label}", f"evaluate_s{seed}_{label}"
     voc = run_stage(base, runs, voc_name, [*voc_over, f"task.tokenizer={_tokenizer(runs, small_name)}"])

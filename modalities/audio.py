@@ -57,6 +57,11 @@ def model_codes(codes: Any, num_codebooks: int) -> torch.Tensor:
     return codes[:, 0] if num_codebooks == 1 else codes.transpose(1, 2)
 
 
+def _normalised(out: torch.Tensor) -> torch.Tensor:
+    """The autoencoder's output in ``[-1, 1]`` -> a normalised log-mel in ``[0, 1]`` (clamped)."""
+    return ((out.float() + 1) / 2).clamp(0, 1)
+
+
 def _save_vocoder_weights(vocoder: MelVocoder, directory: Path) -> None:
     from safetensors.torch import save_model
 
@@ -221,12 +226,10 @@ class SpectrogramTokenizer(VQTokenizer):
             raise ValueError(f"reconstruct_mel expects a normalised log-mel [B, 1, n_mels, F], got {tuple(mel.shape)}")
         frames = mel.shape[-1]
         x = torch.nn.functional.pad(mel.to(self.device).float(), (0, -frames % self.downsample))
-        out = self.model.decode(self.model.encode(x * 2 - 1))
-        return ((out.float() + 1) / 2).clamp(0, 1)[..., :frames]
+        return _normalised(self.model.decode(self.model.encode(x * 2 - 1)))[..., :frames]
 
     def _decode_norm(self, codes: torch.Tensor) -> torch.Tensor:
-        out = self.model.decode(model_codes(codes, self.num_codebooks).to(self.device))
-        return ((out.float() + 1) / 2).clamp(0, 1)
+        return _normalised(self.model.decode(model_codes(codes, self.num_codebooks).to(self.device)))
 
     @torch.inference_mode()
     def synthesize(self, mel: torch.Tensor, vocoder: str = "auto") -> torch.Tensor:

@@ -151,9 +151,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     log.info("vocoder task: %d training files, %d held out; %s parameters; mel hop %d, n_fft %d; %d steps",
              len(train_files), len(val_files), f"{sum(p.numel() for p in model.parameters()):,}", hop, model.n_fft,
              tr.max_steps)
-    if t.decoded_share and tok is None:
-        raise ValueError(f"task.decoded_share={t.decoded_share} trains on a tokenizer's decoded mels: set "
-                         "task.tokenizer=<saved spectrogram tokenizer folder>")
     trainer = VocoderTrainer(model, tr, out_dir, frontend, OmegaConf.to_object(t.loss),
                              tok.reconstruct_mel if tok is not None else None, t.decoded_share)
     if tok is not None:

@@ -76,6 +76,11 @@ class VocoderTrainer(VQTrainer):
                  decoded_share: float = 0.0) -> None:
         from ..eval.stft_loss import multi_resolution_stft_loss
 
+        if not 0.0 <= decoded_share <= 1.0:
+            raise ValueError(f"task.decoded_share must be in [0, 1], got {decoded_share}")
+        if decoded_share > 0 and reconstruct is None:
+            raise ValueError(f"task.decoded_share={decoded_share} trains on a tokenizer's decoded mels: "
+                             "set task.tokenizer to a saved spectrogram tokenizer")
         # the base class would build an image PatchGAN (and a VGG loss): ours are built below
         super().__init__(model, replace(cfg, disc_start=-1, perceptual_weights=None), out_dir)
         self.cfg = cfg
@@ -84,11 +89,6 @@ class VocoderTrainer(VQTrainer):
             raise ValueError(f"task.loss.gan must be 'hinge' or 'lsgan', got {loss.gan!r}")
         if model.mel_cfg != frontend.cfg:
             raise ValueError("the vocoder and the front end it is trained with have different mel settings")
-        if not 0.0 <= decoded_share <= 1.0:
-            raise ValueError(f"task.decoded_share must be in [0, 1], got {decoded_share}")
-        if decoded_share > 0 and reconstruct is None:
-            raise ValueError(f"task.decoded_share={decoded_share} trains on a tokenizer's decoded mels: "
-                             "set task.tokenizer to a saved spectrogram tokenizer")
         self.reconstruct, self.decoded_share = reconstruct, decoded_share
         self.frontend = frontend.to(self.device)
         sizes = list(loss.fft_sizes)
